@@ -1,0 +1,120 @@
+"""The project's shared vocabulary: results, per-call options and the transcriber contract.
+
+Standard library only, so every layer (model, pipeline, server) can import it; times are float
+seconds, rounded only when a format writes them.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+SAMPLE_RATE = 16_000
+"""Every waveform inside the project is mono float32 at this rate."""
+
+
+@dataclass(frozen=True)
+class Word:
+    """A word with its time span in seconds (chunk-local or absolute, as the holder says)."""
+
+    text: str
+    start: float
+    end: float
+
+
+@dataclass(frozen=True)
+class ChunkResult:
+    """What an engine returns for one waveform; word times are relative to the waveform's start.
+
+    avg_logprob is the mean log-probability of the emitted tokens (0.0 when nothing was emitted).
+    """
+
+    text: str
+    words: tuple[Word, ...] = ()
+    avg_logprob: float = 0.0
+
+
+@dataclass(frozen=True)
+class Segment:
+    """One transcribed stretch of audio in absolute time (a whole clip or one VAD chunk)."""
+
+    id: int
+    start: float
+    end: float
+    text: str
+    words: tuple[Word, ...] = ()
+    avg_logprob: float = 0.0
+
+
+@dataclass(frozen=True)
+class VadOptions:
+    """Silero VAD knobs (the library's own names, units in the names)."""
+
+    threshold: float = 0.5
+    min_silence_duration_ms: int = 100
+    speech_pad_ms: int = 30
+    min_speech_duration_ms: int = 250
+
+
+@dataclass(frozen=True)
+class ChunkingOptions:
+    """How speech regions are merged into model-sized chunks (upstream GigaAM's algorithm)."""
+
+    min_duration_s: float = 15.0
+    max_duration_s: float = 22.0
+    strict_limit_s: float = 30.0
+    new_chunk_threshold_s: float = 0.2
+
+
+@dataclass(frozen=True)
+class TranscribeOptions:
+    """Per-call options of a transcription.
+
+    max_audio_s: 0 means no limit. short_form_max_s: audio up to this length skips VAD and goes
+    through the model in one pass, as upstream's short path does.
+    """
+
+    vad: VadOptions = field(default_factory=VadOptions)
+    chunking: ChunkingOptions = field(default_factory=ChunkingOptions)
+    word_timestamps: bool = True
+    batch_size: int = 4
+    max_audio_s: float = 0.0
+    short_form_max_s: float = 25.0
+
+
+class Transcription(Protocol):
+    """A transcription in progress: iterate it for Segments in time order.
+
+    Iterating does the work (decode, VAD, chunk, infer); close() stops it early and frees the
+    ffmpeg process and every buffer. duration_s is the probed duration until iteration ends,
+    then the decoded one.
+    """
+
+    def __iter__(self) -> Iterator[Segment]: ...
+
+    @property
+    def duration_s(self) -> float: ...
+
+    def close(self) -> None: ...
+
+
+class Transcriber(Protocol):
+    """Turns an audio file into a Transcription; the only thing the HTTP layer knows of ASR."""
+
+    @property
+    def model_id(self) -> str: ...
+
+    @property
+    def device(self) -> str: ...
+
+    def transcribe(
+        self, path: Path, options: TranscribeOptions, cancel: threading.Event
+    ) -> Transcription:
+        """Probe the file and validate it (raising AudioError at once), then return the lazy run.
+
+        Setting `cancel` stops the run within one batch.
+        """
+        ...

@@ -85,6 +85,15 @@ class TranscribeOptions:
     short_form_max_s: float = 25.0
 
 
+@dataclass(frozen=True)
+class DownloadProgress:
+    """Progress of one weights file download (total_bytes is None when the server won't say)."""
+
+    file_name: str
+    done_bytes: int
+    total_bytes: int | None
+
+
 class Transcription(Protocol):
     """A transcription in progress: iterate it for Segments in time order.
 

@@ -1,0 +1,379 @@
+"""The deployment files state what the code expects: Dockerfile, docker-compose.yml, .env.example,
+.dockerignore and the Makefile.
+
+No Docker engine runs here, so the files are parsed and their key facts asserted; the healthcheck
+command itself is run against a real local HTTP server.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+# PyYAML has no type stubs here; it comes with omegaconf (a dev dependency), so no new package.
+import yaml  # type: ignore[import-untyped]
+
+from gigaam_api.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@dataclass(frozen=True)
+class Instruction:
+    keyword: str
+    arguments: str
+
+
+def _dockerfile_stages() -> list[list[Instruction]]:
+    """Instructions grouped by stage (a FROM starts one); stage 0 holds the ARGs before any FROM."""
+    logical_lines: list[str] = []
+    pending = ""
+    for raw in (ROOT / "Dockerfile").read_text().splitlines():
+        line = raw.strip()
+        if not pending and (not line or line.startswith("#")):
+            continue
+        if line.endswith("\\"):
+            pending += line[:-1] + " "
+            continue
+        logical_lines.append(pending + line)
+        pending = ""
+    stages: list[list[Instruction]] = [[]]
+    for line in logical_lines:
+        keyword, _, arguments = line.partition(" ")
+        if keyword.upper() == "FROM":
+            stages.append([])
+        stages[-1].append(Instruction(keyword.upper(), arguments.strip()))
+    return stages
+
+
+def _all_instructions() -> list[Instruction]:
+    return [instruction for stage in _dockerfile_stages() for instruction in stage]
+
+
+def _args(keyword: str, stage: list[Instruction]) -> list[str]:
+    return [instruction.arguments for instruction in stage if instruction.keyword == keyword]
+
+
+def _env(stage: list[Instruction]) -> dict[str, str]:
+    values: dict[str, str] = {}
+    for arguments in _args("ENV", stage):
+        for pair in shlex.split(arguments):
+            name, _, value = pair.partition("=")
+            values[name] = value
+    return values
+
+
+def _arg_defaults() -> dict[str, str]:
+    defaults: dict[str, str] = {}
+    for arguments in _args("ARG", _all_instructions()):
+        name, _, value = arguments.partition("=")
+        defaults[name] = value
+    return defaults
+
+
+def _script_default(name: str) -> str:
+    """The `${NAME:-default}` / `${NAME-default}` default of a variable in scripts/install."""
+    text = (ROOT / "scripts" / "install").read_text()
+    match = re.search(rf"^{name}=\$\{{{name}:?-([^}}]*)\}}$", text, flags=re.MULTILINE)
+    assert match, f"{name} not found in scripts/install"
+    return match.group(1)
+
+
+def _healthcheck_command(arguments: str) -> list[str]:
+    _, _, exec_form = arguments.partition("CMD ")
+    command = json.loads(exec_form)
+    assert isinstance(command, list)
+    return [str(part) for part in command]
+
+
+def _compose() -> dict[str, Any]:
+    loaded = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    assert isinstance(loaded, dict)
+    return loaded
+
+
+def _service(name: str) -> dict[str, Any]:
+    service = _compose()["services"][name]
+    assert isinstance(service, dict)
+    return service
+
+
+def _settings_defaults() -> Settings:
+    return Settings(_env_file=None)
+
+
+# ------------------------------------------------------------------------------ Dockerfile
+
+
+def test_dockerfile_builds_in_two_stages_on_slim_python_3_11() -> None:
+    stages = _dockerfile_stages()
+    froms = [stage[0].arguments for stage in stages[1:]]
+    assert froms == ["${PYTHON_IMAGE} AS builder", "${PYTHON_IMAGE} AS runtime"]
+    assert _arg_defaults()["PYTHON_IMAGE"].startswith("python:3.11-slim")
+
+
+def test_builder_installs_cpu_torch_exactly_as_scripts_install_does() -> None:
+    defaults = _arg_defaults()
+    assert defaults["TORCH_INDEX_URL"] == "https://download.pytorch.org/whl/cpu"
+    assert defaults["TORCH_INDEX_URL"] == _script_default("TORCH_INDEX_URL")
+    assert defaults["TORCH_VERSION"] == _script_default("TORCH_VERSION")
+    runs = " ".join(_args("RUN", _dockerfile_stages()[1]))
+    torch_step = 'pip install -q "torch==${TORCH_VERSION}" --index-url "${TORCH_INDEX_URL}"'
+    assert torch_step in runs
+    # torch comes before the project, so the project's torch requirement is already met
+    assert runs.index(torch_step) < runs.index("pip install -q .")
+
+
+def test_runtime_runs_as_uid_and_gid_1000_with_ffmpeg_from_debian() -> None:
+    runtime = _dockerfile_stages()[-1]
+    runs = " ".join(_args("RUN", runtime))
+    assert "apt-get install -y --no-install-recommends ffmpeg" in runs
+    assert "groupadd --gid 1000" in runs
+    assert "useradd --uid 1000 --gid 1000" in runs
+    assert "chown -R 1000:1000 /data" in runs
+    assert _args("USER", runtime) == ["1000:1000"]
+    # USER comes before the entrypoint, so nothing runs as root at run time
+    keywords = [instruction.keyword for instruction in runtime]
+    assert keywords.index("USER") < keywords.index("ENTRYPOINT")
+
+
+def test_runtime_keeps_weights_in_the_models_volume_and_exposes_the_port() -> None:
+    runtime = _dockerfile_stages()[-1]
+    env = _env(runtime)
+    assert env["MODELS_DIR"] == "/data/models"
+    assert env["MODELS_DIR"] == _settings_defaults().models_dir
+    assert env["PORT"] == "8000"
+    assert _args("VOLUME", runtime) == ['["/data/models"]']
+    assert _args("EXPOSE", runtime) == [str(_settings_defaults().port)]
+    assert json.loads(_args("ENTRYPOINT", runtime)[0]) == ["gigaam-api"]
+    assert json.loads(_args("CMD", runtime)[0]) == ["serve"]
+
+
+def test_no_weights_or_local_files_are_copied_into_the_image() -> None:
+    copies = _args("COPY", _all_instructions())
+    sources = [
+        part for arguments in copies for part in arguments.split()[:-1] if not part.startswith("--")
+    ]
+    assert sorted(sources) == ["/opt/venv", "README.md", "gigaam_api", "pyproject.toml"]
+    assert _args("ADD", _all_instructions()) == []
+    ignore = [
+        line
+        for line in (ROOT / ".dockerignore").read_text().splitlines()
+        if line and not line.startswith("#")
+    ]
+    # everything is excluded, then only the three inputs of `pip install .` are let back in
+    assert ignore[0] == "*"
+    assert sorted(line for line in ignore if line.startswith("!")) == [
+        "!README.md",
+        "!gigaam_api/",
+        "!pyproject.toml",
+    ]
+
+
+def test_healthcheck_waits_600_s_and_needs_only_python() -> None:
+    (arguments,) = _args("HEALTHCHECK", _dockerfile_stages()[-1])
+    assert "--start-period=600s" in arguments.split()
+    command = _healthcheck_command(arguments)
+    assert command[:2] == ["python", "-c"]
+    assert "urllib.request" in command[2]
+    assert "/health" in command[2]
+
+
+# ------------------------------------------------------------------------------ healthcheck, run
+
+
+class _HealthHandler(BaseHTTPRequestHandler):
+    status = 200
+
+    def do_GET(self) -> None:
+        self.send_response(self.status if self.path == "/health" else 404)
+        self.end_headers()
+
+    def log_message(self, format: str, *args: object) -> None:
+        """Keep the test output clean."""
+
+
+@pytest.fixture
+def health_server() -> Iterator[ThreadingHTTPServer]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _HealthHandler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+    thread.join()
+
+
+def _run_healthcheck(port: int) -> int:
+    (arguments,) = _args("HEALTHCHECK", _dockerfile_stages()[-1])
+    command = _healthcheck_command(arguments)
+    command[0] = sys.executable
+    env = {"PORT": str(port), "PATH": "/usr/bin:/bin"}
+    return subprocess.run(command, env=env, capture_output=True, timeout=30).returncode
+
+
+@pytest.mark.parametrize(("status", "healthy"), [(200, True), (503, False)])
+def test_healthcheck_command_passes_only_on_a_2xx_health(
+    health_server: ThreadingHTTPServer, monkeypatch: pytest.MonkeyPatch, status: int, healthy: bool
+) -> None:
+    monkeypatch.setattr(_HealthHandler, "status", status)
+    returncode = _run_healthcheck(health_server.server_address[1])
+    assert (returncode == 0) is healthy
+
+
+# ------------------------------------------------------------------------------ docker-compose.yml
+
+
+def test_compose_service_publishes_8000_with_the_models_volume() -> None:
+    service = _service("gigaam-api")
+    assert service["build"] == {"context": "."}
+    assert service["image"] == "gigaam-api:latest"
+    assert service["env_file"] == ".env"
+    assert service["ports"] == ["8000:8000"]
+    assert service["volumes"] == ["./models:/data/models"]
+    assert service["restart"] == "unless-stopped"
+    # the container's own paths win over a .env written for native runs
+    assert service["environment"] == {
+        "MODELS_DIR": "/data/models",
+        "HOST": "0.0.0.0",
+        "PORT": "8000",
+    }
+
+
+def test_compose_healthcheck_is_the_dockerfile_one_with_a_600_s_start_period() -> None:
+    healthcheck = _service("gigaam-api")["healthcheck"]
+    assert healthcheck["start_period"] == "600s"
+    (arguments,) = _args("HEALTHCHECK", _dockerfile_stages()[-1])
+    assert healthcheck["test"] == ["CMD", *_healthcheck_command(arguments)]
+
+
+def test_compose_resource_limits_are_offered_commented_out() -> None:
+    text = (ROOT / "docker-compose.yml").read_text()
+    assert re.search(r"^\s*# mem_limit: \S+$", text, flags=re.MULTILINE)
+    assert re.search(r"^\s*# cpus: \S+$", text, flags=re.MULTILINE)
+    assert "mem_limit" not in _service("gigaam-api")
+
+
+def test_download_weights_is_a_tools_profile_job_writing_to_the_same_volume() -> None:
+    job = _service("download-weights")
+    assert job["profiles"] == ["tools"]
+    assert job["image"] == _service("gigaam-api")["image"]
+    assert job["command"] == ["download"]
+    assert job["volumes"] == ["./models:/data/models"]
+    assert job["environment"] == {"MODELS_DIR": "/data/models"}
+    assert job["restart"] == "no"
+    assert "profiles" not in _service("gigaam-api")
+
+
+# ------------------------------------------------------------------------------ .env.example
+
+_SETTING_LINE = re.compile(r"^# ([A-Z][A-Z0-9_]*)=(.*)$")
+
+
+def _env_example_settings() -> dict[str, tuple[str, str]]:
+    """NAME -> (value, the comment line above it)."""
+    lines = (ROOT / ".env.example").read_text().splitlines()
+    found: dict[str, tuple[str, str]] = {}
+    for index, line in enumerate(lines):
+        match = _SETTING_LINE.match(line)
+        if match:
+            assert match.group(1) not in found, f"{match.group(1)} is listed twice"
+            found[match.group(1)] = (match.group(2), lines[index - 1])
+    return found
+
+
+def test_env_example_lists_exactly_the_settings_each_with_a_comment() -> None:
+    listed = _env_example_settings()
+    assert sorted(listed) == sorted(name.upper() for name in Settings.model_fields)
+    for name, (_, comment) in listed.items():
+        assert comment.startswith("# ") and not _SETTING_LINE.match(comment), name
+
+
+def test_env_example_values_are_the_defaults(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in Settings.model_fields:
+        monkeypatch.delenv(name.upper(), raising=False)
+    uncommented = tmp_path / ".env"
+    uncommented.write_text(
+        "".join(f"{name}={value}\n" for name, (value, _) in _env_example_settings().items())
+    )
+    assert Settings(_env_file=uncommented).model_dump() == _settings_defaults().model_dump()
+
+
+def test_env_example_explains_models_dir_for_native_and_docker_runs() -> None:
+    text = (ROOT / ".env.example").read_text()
+    assert "./models" in text
+    assert "/data/models" in text
+
+
+# ------------------------------------------------------------------------------ Makefile
+
+_TARGETS = (
+    "install",
+    "run",
+    "check",
+    "test",
+    "test-real",
+    "bench",
+    "download-weights-local",
+    "build-docker",
+    "up",
+    "down",
+    "logs",
+    "download-weights",
+    "clean",
+)
+
+
+def _make_recipes() -> dict[str, tuple[str, str]]:
+    """target -> (its `##` help text, its recipe joined into one line)."""
+    recipes: dict[str, tuple[str, str]] = {}
+    current = ""
+    for line in (ROOT / "Makefile").read_text().splitlines():
+        target = re.match(r"^([a-z-]+):[^=]*?(?:## (.*))?$", line)
+        if target:
+            current = target.group(1)
+            recipes[current] = (target.group(2) or "", "")
+        elif line.startswith("\t") and current:
+            help_text, recipe = recipes[current]
+            recipes[current] = (help_text, recipe + " " + line.strip().rstrip("\\"))
+    return recipes
+
+
+def test_makefile_has_every_target_with_help() -> None:
+    recipes = _make_recipes()
+    for target in (*_TARGETS, "help"):
+        assert recipes[target][0], f"make {target} has no '## help' text"
+    phony = re.search(r"^\.PHONY:((?:.*\\\n)*.*)$", (ROOT / "Makefile").read_text(), re.MULTILINE)
+    assert phony
+    assert set(_TARGETS) <= set(phony.group(1).replace("\\", " ").split())
+
+
+def test_makefile_commands_match_the_documented_ones() -> None:
+    recipes = {target: " ".join(recipe.split()) for target, (_, recipe) in _make_recipes().items()}
+    assert recipes["install"] == "scripts/install"
+    assert recipes["check"] == "scripts/check"
+    assert recipes["run"] == (
+        'MODELS_DIR="$(MODELS_DIR)" $(VENV)/uvicorn --factory gigaam_api.server.app:create_app '
+        "--reload --host $(HOST) --port $(PORT)"
+    )
+    assert recipes["test"] == "$(VENV)/python -m pytest"
+    assert recipes["test-real"] == "$(VENV)/python -m pytest -m real_weights tests/real_weights"
+    assert "bench/bench_model.py" in recipes["bench"]
+    assert "bench/bench_pipeline.py" in recipes["bench"]
+    assert "gigaam-api download" in recipes["download-weights-local"]
+    assert "--profile tools run --rm" in recipes["download-weights"]
+    makefile = (ROOT / "Makefile").read_text()
+    assert re.search(r"^MODELS_DIR \?= \./models$", makefile, flags=re.MULTILINE)

@@ -37,7 +37,6 @@ _TIMEOUT_S = 30.0
 _CHUNK_BYTES = 1 << 20
 _LOG_STEP_PERCENT = 5
 _LOG_STEP_BYTES_UNKNOWN_TOTAL = 50 << 20
-_DIR_ERRNOS = {errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EPERM, errno.EDQUOT}
 
 
 @dataclass(frozen=True)
@@ -74,7 +73,7 @@ _OFFICIAL_MD5 = {
 }
 
 # Upstream's rule: only v1_rnnt and the e2e models ship a SentencePiece file.
-_OFFICIAL = {
+OFFICIAL_MODELS: dict[str, OfficialModel] = {
     name: OfficialModel(name, md5, needs_tokenizer=name == "v1_rnnt" or "e2e" in name)
     for name, md5 in _OFFICIAL_MD5.items()
 }
@@ -85,7 +84,7 @@ ALIASES = {alias: f"v3_{alias}" for alias in ("ctc", "rnnt", "e2e_ctc", "e2e_rnn
 
 def known_models() -> tuple[OfficialModel, ...]:
     """The official ASR models this server can download, in table order."""
-    return tuple(_OFFICIAL.values())
+    return tuple(OFFICIAL_MODELS.values())
 
 
 def resolve_weights(
@@ -101,7 +100,7 @@ def resolve_weights(
     `<stem>_tokenizer.model` beside it when present.
     """
     name = ALIASES.get(model, model)
-    official = _OFFICIAL.get(name)
+    official = OFFICIAL_MODELS.get(name)
     if official is None:
         return _local_weights(model)
     _ensure_dir(models_dir)
@@ -123,7 +122,7 @@ def _local_weights(model: str) -> ResolvedWeights:
     if not path.is_file():
         if model.endswith(".ckpt"):
             raise UnknownModelError(f"MODEL={model!r}: no such checkpoint file.")
-        names = ", ".join([*_OFFICIAL, *ALIASES])
+        names = ", ".join([*OFFICIAL_MODELS, *ALIASES])
         raise UnknownModelError(
             f"MODEL={model!r} is neither an official model ({names}) nor an existing .ckpt file."
         )
@@ -220,36 +219,13 @@ def _download(
     logger.info("Downloading %s into %s", url, dest.parent)
     try:
         try:
-            stream = part.open("wb")  # probes writability before any network traffic
+            # Opening first probes writability before any network traffic.
+            with part.open("wb") as stream:
+                _transfer_with_retries(url, stream, state)
+                stream.flush()
+                os.fsync(stream.fileno())
         except OSError as exc:
             raise _dir_error(dest.parent, exc) from exc
-        with stream:
-            for attempt in range(1, DOWNLOAD_ATTEMPTS + 1):
-                try:
-                    _attempt(url, stream, state)
-                    break
-                except _RetryableError as exc:
-                    if attempt == DOWNLOAD_ATTEMPTS:
-                        raise WeightsDownloadError(
-                            f"Downloading {url} failed after {attempt} attempts: {exc}. "
-                            "Check the network and WEIGHTS_URL, then restart."
-                        ) from exc
-                    delay_s = RETRY_BASE_DELAY_S * 2 ** (attempt - 1)
-                    logger.warning(
-                        "Download of %s interrupted (%s); retry %d/%d in %.1f s",
-                        url,
-                        exc,
-                        attempt,
-                        DOWNLOAD_ATTEMPTS - 1,
-                        delay_s,
-                    )
-                    time.sleep(delay_s)
-                except OSError as exc:
-                    if exc.errno in _DIR_ERRNOS:
-                        raise _dir_error(dest.parent, exc) from exc
-                    raise
-            stream.flush()
-            os.fsync(stream.fileno())
         if md5 is not None and state.md5() != md5:
             raise WeightsChecksumError(
                 f"{dest.name} from {url} has MD5 {state.md5()}, but the official file's is {md5}; "
@@ -264,6 +240,29 @@ def _download(
     if md5 is not None:
         _write_marker(dest, md5)
     logger.info("Downloaded %s (%d bytes)", dest, state.done_bytes)
+
+
+def _transfer_with_retries(url: str, stream: BinaryIO, state: _Transfer) -> None:
+    for attempt in range(1, DOWNLOAD_ATTEMPTS + 1):
+        try:
+            _attempt(url, stream, state)
+            return
+        except _RetryableError as exc:
+            if attempt == DOWNLOAD_ATTEMPTS:
+                raise WeightsDownloadError(
+                    f"Downloading {url} failed after {attempt} attempts: {exc}. "
+                    "Check the network and WEIGHTS_URL, then restart."
+                ) from exc
+            delay_s = RETRY_BASE_DELAY_S * 2 ** (attempt - 1)
+            logger.warning(
+                "Download of %s interrupted (%s); retry %d/%d in %.1f s",
+                url,
+                exc,
+                attempt,
+                DOWNLOAD_ATTEMPTS - 1,
+                delay_s,
+            )
+            time.sleep(delay_s)
 
 
 class _Transfer:
@@ -331,7 +330,7 @@ def _attempt(url: str, stream: BinaryIO, state: _Transfer) -> None:
                 else "Check WEIGHTS_URL."
             )
         ) from exc
-    except (urllib.error.URLError, TimeoutError, ConnectionError, http.client.HTTPException) as exc:
+    except (OSError, http.client.HTTPException) as exc:  # URLError, timeouts, resets
         raise _RetryableError(str(exc)) from exc
     with response:
         length = response.headers.get("Content-Length")
@@ -344,17 +343,21 @@ def _attempt(url: str, stream: BinaryIO, state: _Transfer) -> None:
                 raise _RetryableError("the server resumed at another offset; starting over")
             logger.info("Resuming %s at byte %d", state.file_name, state.done_bytes)
         else:  # a full response: start the file over
-            stream.seek(0)
-            stream.truncate()
+            if state.done_bytes:
+                stream.seek(0)
+                stream.truncate()
             state.restart(remaining)
         received = 0
-        try:
-            while chunk := response.read(_CHUNK_BYTES):
-                stream.write(chunk)
-                state.add(chunk)
-                received += len(chunk)
-        except (TimeoutError, ConnectionError, http.client.HTTPException) as exc:
-            raise _RetryableError(f"connection lost after {state.done_bytes} bytes: {exc}") from exc
+        while True:
+            try:
+                chunk = response.read(_CHUNK_BYTES)
+            except (OSError, http.client.HTTPException) as exc:
+                raise _RetryableError(f"lost after {state.done_bytes} bytes: {exc}") from exc
+            if not chunk:
+                break
+            stream.write(chunk)  # disk errors are not retried: _download maps them
+            state.add(chunk)
+            received += len(chunk)
         if remaining is not None and received < remaining:
             raise _RetryableError(f"connection closed after {state.done_bytes} bytes")
 

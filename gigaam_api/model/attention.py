@@ -1,0 +1,150 @@
+"""Multi-head self-attention of the Conformer: rotary (v2/v3) and Transformer-XL rel_pos (v1).
+
+Shapes: B batch, T frames, d model width, H heads, d_k = d / H. Padding is handled by masking keys
+only and zeroing padded query rows, so no row is ever fully masked (no NaN on any backend).
+Parameter names mirror the official state_dict; nothing here knows about checkpoints.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+# Upstream's "custom" path fills masked scores with -10000 before the softmax; any finite value
+# this low gives the same probabilities in fp32 and keeps an all-padding row finite.
+_MASKED_SCORE = -10000.0
+
+
+def rotate_half(x: torch.Tensor) -> torch.Tensor:
+    """[..., d_k] → concat(−second half, first half) (halves, not interleaved pairs)."""
+    first, second = x.chunk(2, dim=-1)
+    return torch.cat((-second, first), dim=-1)
+
+
+class RotaryEmbedding(nn.Module):
+    """cos/sin tables of RoPE with base = pos_emb_max_len (5000 upstream, not 10000).
+
+    The first `max_len` positions are precomputed at construction, outside any inference_mode, so
+    a later autograd-enabled call can use them; longer sequences get a table computed per call.
+    """
+
+    inv_freq: torch.Tensor
+    cos_table: torch.Tensor
+    sin_table: torch.Tensor
+
+    def __init__(self, d_k: int, base: float, max_len: int) -> None:
+        super().__init__()
+        inv_freq = 1.0 / (base ** (torch.arange(0, d_k, 2).float() / d_k))
+        cos, sin = self._table(max_len, inv_freq)
+        self.register_buffer("inv_freq", inv_freq, persistent=False)
+        self.register_buffer("cos_table", cos, persistent=False)
+        self.register_buffer("sin_table", sin, persistent=False)
+
+    @staticmethod
+    def _table(length: int, inv_freq: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        positions = torch.arange(length, dtype=torch.float32, device=inv_freq.device)
+        angles = torch.outer(positions, inv_freq)
+        angles = torch.cat((angles, angles), dim=-1)  # [T, d_k], halves duplicated
+        return angles.cos(), angles.sin()
+
+    def forward(self, length: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Positions 0…length−1 → (cos, sin), each [length, d_k] float32."""
+        if length <= self.cos_table.shape[0]:
+            return self.cos_table[:length], self.sin_table[:length]
+        return self._table(length, self.inv_freq)
+
+
+def relative_sinusoids(length: int, d_model: int, device: torch.device) -> torch.Tensor:
+    """Transformer-XL table for relative positions length−1 … −(length−1): [2·length − 1, d]."""
+    positions = torch.arange(length - 1, -length, -1, dtype=torch.float32, device=device)
+    div_term = torch.exp(
+        torch.arange(0, d_model, 2, dtype=torch.float32, device=device)
+        * -(math.log(10000.0) / d_model)
+    )
+    table = torch.zeros(2 * length - 1, d_model, device=device)
+    table[:, 0::2] = torch.sin(positions[:, None] * div_term)
+    table[:, 1::2] = torch.cos(positions[:, None] * div_term)
+    return table
+
+
+class _MultiHeadBase(nn.Module):
+    def __init__(self, d_model: int, n_heads: int) -> None:
+        super().__init__()
+        self.n_heads = n_heads
+        self.d_k = d_model // n_heads
+        self.linear_q = nn.Linear(d_model, d_model)
+        self.linear_k = nn.Linear(d_model, d_model)
+        self.linear_v = nn.Linear(d_model, d_model)
+        self.linear_out = nn.Linear(d_model, d_model)
+
+    def _heads(self, x: torch.Tensor) -> torch.Tensor:
+        """[B, T, d] → [B, H, T, d_k]."""
+        batch, frames, _ = x.shape
+        return x.view(batch, frames, self.n_heads, self.d_k).transpose(1, 2)
+
+    def _merge(self, context: torch.Tensor, valid: torch.Tensor | None) -> torch.Tensor:
+        """[B, H, T, d_k] → [B, T, d] through linear_out, padded rows zeroed before it."""
+        batch, _, frames, _ = context.shape
+        merged = context.transpose(1, 2).reshape(batch, frames, self.n_heads * self.d_k)
+        if valid is not None:
+            merged = torch.where(valid[:, :, None], merged, torch.zeros_like(merged))
+        out: torch.Tensor = self.linear_out(merged)
+        return out
+
+
+class RotaryMultiHeadAttention(_MultiHeadBase):
+    """GigaAM's rotary attention: RoPE rotates the head-split *input* before the q/k projections."""
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        rotary: tuple[torch.Tensor, torch.Tensor],
+        valid: torch.Tensor | None,
+    ) -> torch.Tensor:
+        """x [B, T, d] (normalised), rotary (cos, sin) [T, d_k], valid [B, T] bool or None."""
+        batch, frames, d_model = x.shape
+        cos, sin = (table.to(x.dtype)[None, :, None, :] for table in rotary)
+        split = x.view(batch, frames, self.n_heads, self.d_k)
+        rotated = (split * cos + rotate_half(split) * sin).reshape(batch, frames, d_model)
+        q = self._heads(self.linear_q(rotated))
+        k = self._heads(self.linear_k(rotated))
+        v = self._heads(self.linear_v(x))
+        key_mask = None if valid is None else valid[:, None, None, :]
+        context = nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=key_mask)
+        return self._merge(context, valid)
+
+
+class RelPositionMultiHeadAttention(_MultiHeadBase):
+    """Transformer-XL attention with per-layer biases u (pos_bias_u) and v (pos_bias_v)."""
+
+    def __init__(self, d_model: int, n_heads: int) -> None:
+        super().__init__(d_model, n_heads)
+        self.linear_pos = nn.Linear(d_model, d_model, bias=False)
+        self.pos_bias_u = nn.Parameter(torch.zeros(n_heads, d_model // n_heads))
+        self.pos_bias_v = nn.Parameter(torch.zeros(n_heads, d_model // n_heads))
+
+    def forward(
+        self, x: torch.Tensor, pos_emb: torch.Tensor, valid: torch.Tensor | None
+    ) -> torch.Tensor:
+        """x [B, T, d], pos_emb [2T − 1, d] (relative positions T−1 … −(T−1)), valid [B, T]."""
+        frames = x.shape[1]
+        q = self._heads(self.linear_q(x))
+        k = self._heads(self.linear_k(x))
+        v = self._heads(self.linear_v(x))
+        p = self.linear_pos(pos_emb).view(-1, self.n_heads, self.d_k).transpose(0, 1)
+        content = torch.matmul(q + self.pos_bias_u[None, :, None, :], k.transpose(-1, -2))
+        position_raw = torch.matmul(q + self.pos_bias_v[None, :, None, :], p.transpose(-1, -2))
+        # Column r of position_raw is relative position T−1−r; pick r = T−1−(i−j) for pair (i, j).
+        query_index = torch.arange(frames, device=x.device)[:, None]
+        key_index = torch.arange(frames, device=x.device)[None, :]
+        shift = (frames - 1 - query_index + key_index).expand(*position_raw.shape[:2], -1, -1)
+        position = torch.gather(position_raw, -1, shift)
+        scores = (content + position) / math.sqrt(self.d_k)
+        if valid is not None:
+            scores = scores.masked_fill(~valid[:, None, None, :], _MASKED_SCORE)
+        weights = torch.softmax(scores, dim=-1)
+        if valid is not None:
+            weights = weights.masked_fill(~valid[:, None, None, :], 0.0)
+        return self._merge(torch.matmul(weights, v), valid)

@@ -1,0 +1,117 @@
+"""The GigaAM ASR network (preprocessor → encoder → head) and loading it from official files.
+
+Children are named `preprocessor`, `encoder`, `head`, so the checkpoint's unprefixed keys load with
+strict=True. Knows nothing of devices policy, threads, HTTP or the pipeline (engines/ does that).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from gigaam_api.errors import CheckpointError
+from gigaam_api.model.checkpoint import load_checkpoint
+from gigaam_api.model.config import CtcHeadConfig, ModelConfig
+from gigaam_api.model.conformer import ConformerEncoder
+from gigaam_api.model.decoding import DecodedTokens, ctc_greedy, rnnt_greedy
+from gigaam_api.model.features import FeatureExtractor
+from gigaam_api.model.heads import CtcHead, RnntHead
+from gigaam_api.model.tokenizer import Tokenizer, load_tokenizer
+
+logger = logging.getLogger(__name__)
+
+
+class GigaAM(nn.Module):
+    """Waveforms [B, N] (zero-padded) with lengths [B] → encoder output → token ids per sample."""
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.preprocessor = FeatureExtractor(config.features)
+        self.encoder = ConformerEncoder(config.encoder)
+        self.head: CtcHead | RnntHead
+        if isinstance(config.head, CtcHeadConfig):
+            self.head = CtcHead(config.head)
+        else:
+            self.head = RnntHead(config.head)
+
+    @property
+    def min_samples(self) -> int:
+        """Inputs shorter than one STFT window carry no speech; callers treat them as empty."""
+        return self.config.features.win_length
+
+    def forward(
+        self, waveforms: torch.Tensor, lengths_samples: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """[B, N] float32 samples, [B] lengths → ([B, d, T'] encoded, [B] int64 encoder frames)."""
+        features, feature_lengths = self.preprocessor(waveforms, lengths_samples)
+        encoded, encoded_lengths = self.encoder(features, feature_lengths)
+        return encoded, encoded_lengths
+
+    def ctc_log_probs(self, encoded: torch.Tensor) -> torch.Tensor:
+        """[B, d, T'] → [B, T', C] per-frame log-probabilities (CTC models only)."""
+        if not isinstance(self.head, CtcHead):
+            raise TypeError(f"{self.config.name} has an RNN-T head; CTC log-probs do not exist")
+        out: torch.Tensor = self.head(encoded)
+        return out
+
+    def decode(self, encoded: torch.Tensor, encoded_lengths: torch.Tensor) -> list[DecodedTokens]:
+        """Greedy decoding of [B, d, T'] encoder output → one DecodedTokens per sample."""
+        blank_id = self.config.blank_id
+        if isinstance(self.head, CtcHead):
+            return ctc_greedy(self.head(encoded), encoded_lengths, blank_id)
+        return rnnt_greedy(
+            encoded.transpose(1, 2),
+            encoded_lengths,
+            self.head,
+            blank_id,
+            self.config.decoding.max_symbols_per_step,
+        )
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A ready network (eval mode, fp32, on its device) with its tokenizer."""
+
+    network: GigaAM
+    tokenizer: Tokenizer
+
+
+def load_model(
+    checkpoint_path: Path, tokenizer_path: Path | None, *, device: str = "cpu"
+) -> LoadedModel:
+    """Build the network from an official-format checkpoint and load its weights strictly.
+
+    Args:
+        checkpoint_path: a `.ckpt` in the official format.
+        tokenizer_path: the SentencePiece `.model` for e2e / v1_rnnt models (None for char models).
+        device: a torch device string ('cpu', 'cuda', 'mps').
+
+    Returns:
+        The network in eval mode, fp32 (fp16-stored weights are up-cast), and its tokenizer.
+
+    Raises:
+        CheckpointError: unreadable file or tensors that do not fit the architecture.
+        TokenizerError: the tokenizer file is missing or does not match the head.
+    """
+    checkpoint = load_checkpoint(checkpoint_path)
+    tokenizer = load_tokenizer(checkpoint.config.decoding, tokenizer_path)
+    network = GigaAM(checkpoint.config)
+    try:
+        network.load_state_dict(checkpoint.state_dict, strict=True)
+    except RuntimeError as exc:
+        raise CheckpointError(f"{checkpoint_path}: weights do not fit the model: {exc}") from exc
+    network = network.float().eval().to(device)
+    logger.info(
+        "Loaded %s (%s, %s head, %d parameters) on %s",
+        checkpoint.config.name,
+        checkpoint_path.name,
+        checkpoint.config.kind,
+        sum(parameter.numel() for parameter in network.parameters()),
+        device,
+    )
+    return LoadedModel(network, tokenizer)

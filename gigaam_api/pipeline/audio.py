@@ -110,8 +110,7 @@ def check_probe(probe: AudioProbe, max_audio_s: float) -> None:
         AudioTooLongError: the known duration exceeds max_audio_s (0 = no limit).
     """
     if probe.audio_streams == 0:
-        what = "a video without an audio track" if probe.video_streams else "no audio track"
-        raise AudioDecodeError(f"Cannot read the audio: the file has {what}.")
+        raise AudioDecodeError("Cannot read the audio: the file has no audio track.")
     if max_audio_s > 0 and probe.duration_s is not None and probe.duration_s > max_audio_s:
         raise AudioTooLongError(probe.duration_s, max_audio_s)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -65,9 +66,14 @@ class SileroVad:
         """
         threads = torch.get_num_threads()
         try:
-            from silero_vad import load_silero_vad
+            with warnings.catch_warnings():
+                # the package ships a TorchScript model; torch>=2.10 flags torch.jit.load itself
+                warnings.filterwarnings(
+                    "ignore", "`torch.jit.load` is deprecated", DeprecationWarning
+                )
+                from silero_vad import load_silero_vad
 
-            model = load_silero_vad(onnx=False)
+                model = load_silero_vad(onnx=False)
         finally:
             torch.set_num_threads(threads)
         model.eval()

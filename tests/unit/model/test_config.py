@@ -1,0 +1,194 @@
+"""parse_model_config: cfg fields, defaults, detection from tensor shapes, contradictions."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from omegaconf import OmegaConf
+
+from gigaam_api.errors import CheckpointError
+from gigaam_api.model.config import (
+    CtcHeadConfig,
+    DecodingConfig,
+    EncoderConfig,
+    FeatureConfig,
+    ModelConfig,
+    RnntHeadConfig,
+    expected_shapes,
+    parse_model_config,
+)
+from tests.fixtures.checkpoints import RUSSIAN_CHARS
+
+Shapes = dict[str, tuple[int, ...]]
+
+
+def _parts(path: Path) -> tuple[dict[str, Any], Shapes]:
+    """The cfg as plain containers and the tensor shapes of a fixture checkpoint."""
+    top = torch.load(path, weights_only=False)  # only files the test suite wrote
+    cfg = OmegaConf.to_container(top["cfg"])
+    assert isinstance(cfg, dict)
+    return {str(k): v for k, v in cfg.items()}, {key: tuple(value.shape) for key, value in top["state_dict"].items()}
+
+
+@pytest.fixture
+def v1(tiny_checkpoints: dict[str, Path]) -> tuple[dict[str, Any], Shapes]:
+    return _parts(tiny_checkpoints["v1_ctc"])
+
+
+@pytest.fixture
+def v3(tiny_checkpoints: dict[str, Path]) -> tuple[dict[str, Any], Shapes]:
+    return _parts(tiny_checkpoints["v3_rnnt"])
+
+
+def test_v3_cfg_is_read_field_by_field(v3: tuple[dict[str, Any], Shapes]) -> None:
+    cfg, shapes = v3
+    config = parse_model_config(cfg, shapes, name="v3_rnnt")
+    assert config == ModelConfig(
+        name="v3_rnnt",
+        features=FeatureConfig(16_000, 64, 320, 320, 160, center=False),
+        encoder=EncoderConfig(
+            feat_in=64,
+            n_layers=2,
+            d_model=32,
+            n_heads=4,
+            subsampling="conv1d",
+            subs_kernel_size=5,
+            subsampling_factor=4,
+            ff_expansion_factor=4,
+            self_attention_model="rotary",
+            pos_emb_max_len=5000,
+            conv_norm_type="layer_norm",
+            conv_kernel_size=5,
+        ),
+        head=RnntHeadConfig(
+            pred_hidden=24, pred_rnn_layers=1, enc_hidden=32, joint_hidden=24, num_classes=34
+        ),
+        decoding=DecodingConfig(RUSSIAN_CHARS, max_symbols_per_step=10, vocab_size=33),
+    )
+
+
+def test_v1_defaults_fill_absent_fields(v1: tuple[dict[str, Any], Shapes]) -> None:
+    cfg, shapes = v1
+    assert "n_fft" not in cfg["preprocessor"] and "subsampling" not in cfg["encoder"]
+    config = parse_model_config(cfg, shapes, name="v1_ctc")
+    assert config.features == FeatureConfig(16_000, 64, 400, 400, 160, center=True)
+    assert config.encoder.subsampling == "conv2d"
+    assert config.encoder.subs_kernel_size == 3
+    assert config.encoder.conv_norm_type == "batch_norm"
+    assert config.encoder.self_attention_model == "rel_pos"
+    assert config.head == CtcHeadConfig(feat_in=32, num_classes=34)
+
+
+def test_attention_and_norm_detected_from_weights_when_cfg_is_silent(
+    v1: tuple[dict[str, Any], Shapes], v3: tuple[dict[str, Any], Shapes]
+) -> None:
+    cfg, shapes = copy.deepcopy(v1)
+    del cfg["encoder"]["self_attention_model"]  # rel_pos only visible through linear_pos keys
+    assert parse_model_config(cfg, shapes, name="x").encoder.self_attention_model == "rel_pos"
+
+    cfg, shapes = copy.deepcopy(v3)
+    for key in ("subsampling", "subs_kernel_size", "conv_norm_type", "self_attention_model"):
+        del cfg["encoder"][key]  # the package defaults (conv2d, 3, batch_norm) would be wrong
+    encoder = parse_model_config(cfg, shapes, name="x").encoder
+    assert (encoder.subsampling, encoder.subs_kernel_size) == ("conv1d", 5)
+    assert (encoder.conv_norm_type, encoder.self_attention_model) == ("layer_norm", "rotary")
+
+
+@pytest.mark.parametrize(
+    ("section", "key", "value", "message"),
+    [
+        ("encoder", "self_attention_model", "rotary", "'rotary' but the weights imply 'rel_pos'"),
+        ("encoder", "conv_norm_type", "layer_norm", "weights imply 'batch_norm'"),
+        ("encoder", "subsampling", "conv1d", "weights imply 'conv2d'"),
+        ("encoder", "conv_kernel_size", 5, "conv_kernel_size = 5 but the weights imply 31"),
+        ("encoder", "n_layers", 16, "n_layers = 16 but the weights imply 2"),
+        ("encoder", "n_layers", "16", "'16' is not a int"),
+        ("encoder", "conv_norm_type", "group_norm", "not one of"),
+        ("head", "num_classes", 35, "num_classes = 35 but the weights imply 34"),
+        ("preprocessor", "n_fft", 512, "n_fft = 512 but the weights imply 400"),
+    ],
+)
+def test_contradictions_are_checkpoint_errors(
+    v1: tuple[dict[str, Any], Shapes], section: str, key: str, value: object, message: str
+) -> None:
+    cfg, shapes = copy.deepcopy(v1)
+    cfg[section][key] = value
+    with pytest.raises(CheckpointError, match=message.replace("(", r"\(")):
+        parse_model_config(cfg, shapes, name="v1_ctc")
+
+
+def test_vocabulary_must_fit_the_head(v3: tuple[dict[str, Any], Shapes]) -> None:
+    cfg, shapes = copy.deepcopy(v3)
+    cfg["decoding"]["vocabulary"] = cfg["decoding"]["vocabulary"][:-1]
+    with pytest.raises(CheckpointError, match="32 characters but the head has 34 classes"):
+        parse_model_config(cfg, shapes, name="v3_rnnt")
+
+
+def test_v2_labels_stand_in_for_the_vocabulary(tiny_checkpoints: dict[str, Path]) -> None:
+    cfg, shapes = _parts(tiny_checkpoints["v2_ctc"])
+    del cfg["decoding"]["vocabulary"]
+    config = parse_model_config(cfg, shapes, name="v2_ctc")
+    assert config.decoding.vocabulary == RUSSIAN_CHARS
+    assert not config.uses_sentencepiece
+
+
+def test_sentencepiece_models_have_no_vocabulary(tiny_checkpoints: dict[str, Path]) -> None:
+    cfg, shapes = _parts(tiny_checkpoints["v3_e2e_rnnt"])
+    config = parse_model_config(cfg, shapes, name="v3_e2e_rnnt")
+    assert config.decoding == DecodingConfig(None, max_symbols_per_step=10, vocab_size=384)
+    assert config.uses_sentencepiece
+
+
+def test_missing_sections_and_unknown_sample_rate(v3: tuple[dict[str, Any], Shapes]) -> None:
+    cfg, shapes = copy.deepcopy(v3)
+    del cfg["encoder"]
+    with pytest.raises(CheckpointError, match="cfg encoder is missing"):
+        parse_model_config(cfg, shapes, name="v3_rnnt")
+    cfg, shapes = copy.deepcopy(v3)
+    cfg["preprocessor"]["sample_rate"] = 8000
+    with pytest.raises(CheckpointError, match="sample_rate 8000 is not supported"):
+        parse_model_config(cfg, shapes, name="v3_rnnt")
+
+
+def _full_size(attention: str, norm: str, subsampling: str, head: str) -> ModelConfig:
+    v3_like = subsampling == "conv1d"
+    classes = 34
+    return ModelConfig(
+        name="full",
+        features=FeatureConfig(16_000, 64, 320 if v3_like else 400, 320 if v3_like else 400),
+        encoder=EncoderConfig(
+            feat_in=64,
+            n_layers=16,
+            d_model=768,
+            n_heads=16,
+            subsampling="conv1d" if v3_like else "conv2d",
+            subs_kernel_size=5 if v3_like else 3,
+            subsampling_factor=4,
+            ff_expansion_factor=4,
+            self_attention_model="rel_pos" if attention == "rel_pos" else "rotary",
+            pos_emb_max_len=5000,
+            conv_norm_type="layer_norm" if norm == "layer_norm" else "batch_norm",
+            conv_kernel_size=5 if v3_like else 31,
+        ),
+        head=CtcHeadConfig(768, classes)
+        if head == "ctc"
+        else RnntHeadConfig(320, 1, 768, 320, classes),
+        decoding=DecodingConfig(RUSSIAN_CHARS, vocab_size=33),
+    )
+
+
+def test_expected_tensor_counts_match_the_published_totals() -> None:
+    # facts §4: v3_ctc 552 tensors, v3_rnnt 561, a v1-style CTC (rel_pos, BatchNorm) 650.
+    v3_ctc = expected_shapes(_full_size("rotary", "layer_norm", "conv1d", "ctc"))
+    v3_rnnt = expected_shapes(_full_size("rotary", "layer_norm", "conv1d", "rnnt"))
+    v1_ctc = expected_shapes(_full_size("rel_pos", "batch_norm", "conv2d", "ctc"))
+    assert (len(v3_ctc), len(v3_rnnt), len(v1_ctc)) == (552, 561, 650)
+    assert v1_ctc["encoder.pre_encode.out.weight"] == (768, 12288)
+    assert v3_ctc["preprocessor.featurizer.0.mel_scale.fb"] == (161, 64)
+    assert v1_ctc["encoder.layers.15.self_attn.pos_bias_u"] == (16, 48)
+    assert v3_rnnt["head.decoder.lstm.weight_ih_l0"] == (1280, 320)
+    assert v3_rnnt["head.joint.joint_net.1.weight"] == (34, 320)

@@ -371,7 +371,7 @@ def load_checkpoint(path: Path) -> Checkpoint:
         raise UnsafeCheckpointError(f"{path}: {exc}") from None
     except CheckpointError as exc:
         raise CheckpointError(f"{path}: {exc}") from exc
-    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError, RecursionError) as exc:
         raise CheckpointError(f"{path} is unreadable (truncated or corrupt?): {exc}") from exc
     logger.info(
         "Loaded checkpoint %s: %s %s, %d tensors",

@@ -31,7 +31,9 @@ def _parts(path: Path) -> tuple[dict[str, Any], Shapes]:
     top = torch.load(path, weights_only=False)  # only files the test suite wrote
     cfg = OmegaConf.to_container(top["cfg"])
     assert isinstance(cfg, dict)
-    return {str(k): v for k, v in cfg.items()}, {key: tuple(value.shape) for key, value in top["state_dict"].items()}
+    return {str(k): v for k, v in cfg.items()}, {
+        key: tuple(value.shape) for key, value in top["state_dict"].items()
+    }
 
 
 @pytest.fixture

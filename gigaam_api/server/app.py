@@ -1,0 +1,89 @@
+"""The FastAPI application factory: `uvicorn --factory gigaam_api.server.app:create_app`.
+
+The server listens at once; the model loads in a background thread (bootstrap imported lazily,
+so this module never pulls in torch or numpy). Routers, auth, CORS, errors and logging meet here.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import tempfile
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+
+from gigaam_api import __version__
+from gigaam_api.server.deps import ApiKeyDep
+from gigaam_api.server.errors import register_exception_handlers
+from gigaam_api.server.logs import RequestLogMiddleware, configure_logging
+from gigaam_api.server.routes import health, models, transcriptions
+from gigaam_api.server.runtime import ModelState, Runtime, TranscriberFactory
+from gigaam_api.server.worker import Worker
+from gigaam_api.settings import Settings, load_settings
+from gigaam_api.types import DownloadProgress, Transcriber
+
+logger = logging.getLogger(__name__)
+
+
+def _build_transcriber(
+    settings: Settings, on_progress: Callable[[DownloadProgress], None]
+) -> Transcriber:
+    from gigaam_api.bootstrap import build_transcriber  # lazy: torch loads off the import path
+
+    return build_transcriber(settings, on_progress)
+
+
+def create_app(
+    settings: Settings | None = None, *, transcriber_factory: TranscriberFactory | None = None
+) -> FastAPI:
+    """Build the app.
+
+    Parameters:
+        settings: defaults to load_settings() (environment and `.env`).
+        transcriber_factory: builds the transcriber in the background loader thread; defaults to
+            gigaam_api.bootstrap.build_transcriber.
+    """
+    settings = settings or load_settings()
+    configure_logging(settings.log_level, settings.log_json)
+    factory = transcriber_factory or _build_transcriber
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        upload_dir = Path(tempfile.mkdtemp(prefix="gigaam-api-uploads-"))
+        worker = Worker(settings.max_queue)
+        worker.start()
+        runtime = Runtime(settings, ModelState(), worker, upload_dir)
+        app.state.runtime = runtime
+        runtime.start_loading(factory)
+        logger.info("Listening; loading model %r in the background", settings.model)
+        try:
+            yield
+        finally:
+            worker.stop()
+            shutil.rmtree(upload_dir, ignore_errors=True)
+
+    app = FastAPI(
+        title="gigaam-api",
+        version=__version__,
+        description="OpenAI-compatible speech-to-text for Russian on GigaAM.",
+        lifespan=lifespan,
+    )
+    register_exception_handlers(app)
+    app.include_router(health.router)
+    app.include_router(transcriptions.router, prefix="/v1", dependencies=[ApiKeyDep])
+    app.include_router(models.router, prefix="/v1", dependencies=[ApiKeyDep])
+    if settings.cors_allow_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_allow_origins,
+            allow_methods=["GET", "POST", "OPTIONS"],
+            allow_headers=["*"],
+            expose_headers=["Retry-After", "X-Request-Id", "X-Model"],
+            max_age=600,
+        )
+    app.add_middleware(RequestLogMiddleware)
+    return app

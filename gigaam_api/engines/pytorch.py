@@ -50,10 +50,10 @@ def quantize_encoder_int8(network: GigaAM) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         warnings.simplefilter("ignore", UserWarning)
-        quantized = torch.ao.quantization.quantize_dynamic(  # type: ignore[no-untyped-call]  # torch leaves it unannotated
-            network.encoder, {nn.Linear}, dtype=torch.qint8
+        # in place: no second copy of the fp32 encoder at load time
+        torch.ao.quantization.quantize_dynamic(  # type: ignore[no-untyped-call]  # unannotated in torch
+            network.encoder, {nn.Linear}, dtype=torch.qint8, inplace=True
         )
-    network.encoder = quantized
 
 
 def _mono_arrays(waveforms: Sequence[Waveform]) -> list[Waveform]:

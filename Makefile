@@ -59,8 +59,8 @@ down: ## Stop and remove the Docker containers
 logs: ## Follow the server's Docker logs
 	$(COMPOSE) logs -f gigaam-api
 
-download-weights: .env models ## Fetch and verify weights into ./models with Docker, then exit
-	$(COMPOSE) --profile tools run --rm --build download-weights $(MODELS)
+download-weights: .env models ## Fetch and verify weights into ./models with Docker, then exit; MODELS="..."
+	$(COMPOSE) --profile tools run --rm --build download-weights download $(MODELS)
 
 clean: ## Remove caches and build leftovers (keeps .venv, .env and ./models)
 	rm -rf .mypy_cache .ruff_cache .pytest_cache .hypothesis build dist *.egg-info bench/out

@@ -22,6 +22,7 @@ from gigaam_api.server.errors import register_exception_handlers
 from gigaam_api.server.logs import RequestLogMiddleware, configure_logging
 from gigaam_api.server.routes import health, models, transcriptions
 from gigaam_api.server.runtime import ModelState, Runtime, TranscriberFactory
+from gigaam_api.server.uploads import CloseUnreadBodyMiddleware
 from gigaam_api.server.worker import Worker
 from gigaam_api.settings import Settings, load_settings
 from gigaam_api.types import DownloadProgress, Transcriber
@@ -85,5 +86,6 @@ def create_app(
             expose_headers=["Retry-After", "X-Request-Id", "X-Model"],
             max_age=600,
         )
+    app.add_middleware(CloseUnreadBodyMiddleware)
     app.add_middleware(RequestLogMiddleware)
     return app

@@ -18,6 +18,7 @@ import anyio.to_thread
 from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import Request
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gigaam_api.server.errors import InvalidFieldError, UploadTooLargeError
 
@@ -228,3 +229,40 @@ async def receive_upload(request: Request, directory: Path, limit_bytes: int) ->
     if upload.path is None:
         raise InvalidFieldError(FILE_FIELD, "The 'file' field is required.")
     return upload
+
+
+class CloseUnreadBodyMiddleware:
+    """Answer `Connection: close` when a response starts before the request body was read.
+
+    Otherwise uvicorn keeps the connection and drains (reads and discards) the rest of the
+    body, so a refused 10 GB upload (413, 401, 503) would still be received to its end.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope["headers"])
+        body_pending = headers.get(b"content-length", b"0") != b"0" or (
+            b"transfer-encoding" in headers
+        )
+
+        async def watched_receive() -> Message:
+            nonlocal body_pending
+            message = await receive()
+            if message["type"] != "http.request" or not message.get("more_body", False):
+                body_pending = False
+            return message
+
+        async def closing_send(message: Message) -> None:
+            if message["type"] == "http.response.start" and body_pending:
+                message = {
+                    **message,
+                    "headers": [*message.get("headers", []), (b"connection", b"close")],
+                }
+            await send(message)
+
+        await self.app(scope, watched_receive, closing_send)

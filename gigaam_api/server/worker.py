@@ -121,6 +121,10 @@ class Worker:
         self._jobs: queue.Queue[Job | None] = queue.Queue()
         self._thread = threading.Thread(target=self._run, name="gigaam-worker", daemon=True)
         self._current: Job | None = None
+        self.completed = 0
+        """Jobs that ran to the end (success or a typed failure)."""
+        self.cancelled = 0
+        """Jobs stopped or skipped because their client left (or the server stopped)."""
 
     @property
     def active(self) -> int:
@@ -180,8 +184,10 @@ class Worker:
                 return
             self._current = job
             try:
-                if not job.cancel.is_set():
-                    self._execute(job)
+                if job.cancel.is_set() or not self._execute(job):
+                    self.cancelled += 1
+                else:
+                    self.completed += 1
             finally:
                 self._current = None
                 self._finish(job)
@@ -192,13 +198,14 @@ class Worker:
         job.slot.release()
 
     @staticmethod
-    def _execute(job: Job) -> None:
+    def _execute(job: Job) -> bool:
+        """Run one job, reporting through its events; False when it was cancelled."""
         started_s = time.perf_counter()
         try:
             transcription = job.transcriber.transcribe(job.path, job.options, job.cancel)
         except Exception as exc:  # a typed AudioError at probe time, or a bug
             job.emit(Failed(exc))
-            return
+            return True
         try:
             job.emit(Started(transcription.duration_s))
             for segment in transcription:
@@ -209,7 +216,9 @@ class Worker:
         except TranscriptionCancelledError as exc:
             logger.info("transcription cancelled after %.2f s", time.perf_counter() - started_s)
             job.emit(Failed(exc))
+            return False
         except Exception as exc:
             job.emit(Failed(exc))
         finally:
             transcription.close()
+        return True

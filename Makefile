@@ -31,8 +31,8 @@ check: ## Lint, format check, mypy --strict and the tests (scripts/check; what C
 test: ## Run the test suite (without the real-weights group)
 	$(VENV)/python -m pytest
 
-test-real: ## Run the tests that need the official GigaAM weights
-	$(VENV)/python -m pytest -m real_weights tests/real_weights
+test-real: ## Run the tests that need the official weights (in MODELS_DIR, see download-weights-local)
+	MODELS_DIR="$(MODELS_DIR)" $(VENV)/python -m pytest -m real_weights tests/real_weights
 
 bench: ## Run the benchmarks (model forward pass, then the whole pipeline); prints figures
 	nice -n 5 $(VENV)/python bench/bench_model.py

@@ -100,12 +100,14 @@ def _progress_bar(label: str) -> ProgressBar:
 
 def format_bytes(size_bytes: int) -> str:
     """Sizes as people read them: 512 B, 12.3 KB, 421.0 MB, 1.2 GB (decimal units)."""
-    value = float(size_bytes)
-    for unit in ("B", "KB", "MB", "GB"):
-        if value < 1000 or unit == "GB":
-            return f"{size_bytes} B" if unit == "B" else f"{value:.1f} {unit}"
+    if size_bytes < 1000:
+        return f"{size_bytes} B"
+    value = size_bytes / 1000
+    for unit in ("KB", "MB"):
+        if value < 1000:
+            return f"{value:.1f} {unit}"
         value /= 1000
-    raise AssertionError("unreachable")
+    return f"{value:.1f} GB"
 
 
 # ------------------------------------------------------------------------------ settings

@@ -370,7 +370,9 @@ def test_makefile_commands_match_the_documented_ones() -> None:
         "--reload --host $(HOST) --port $(PORT)"
     )
     assert recipes["test"] == "$(VENV)/python -m pytest"
-    assert recipes["test-real"] == "$(VENV)/python -m pytest -m real_weights tests/real_weights"
+    assert recipes["test-real"] == (
+        'MODELS_DIR="$(MODELS_DIR)" $(VENV)/python -m pytest -m real_weights tests/real_weights'
+    )
     assert "bench/bench_model.py" in recipes["bench"]
     assert "bench/bench_pipeline.py" in recipes["bench"]
     # `run SERVICE ARGS` replaces the service's command, so the recipe names `download` itself

@@ -6,7 +6,7 @@ PORT ?= 8000
 # Native runs keep weights in ./models (Docker uses the /data/models volume); override per call:
 # `make run MODELS_DIR=/srv/gigaam`.
 MODELS_DIR ?= ./models
-# Models for download-weights-local; empty means MODEL from .env (default v3_ctc).
+# Models for download-weights and download-weights-local; empty means MODEL (default v3_ctc).
 MODELS ?=
 COMPOSE ?= docker compose
 VENV := .venv/bin

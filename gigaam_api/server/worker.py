@@ -132,6 +132,11 @@ class Worker:
         with self._lock:
             return self._active
 
+    @property
+    def running(self) -> bool:
+        """Whether a job is being transcribed right now."""
+        return self._current is not None
+
     def start(self) -> None:
         self._thread.start()
 

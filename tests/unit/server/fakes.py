@@ -1,0 +1,86 @@
+"""A scripted Transcriber for unit tests of the worker and SSE logic (no audio, no model)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+from gigaam_api.errors import TranscriptionCancelledError
+from gigaam_api.types import Segment, TranscribeOptions
+
+
+class ScriptedRun:
+    """Yields the given segments; raises `fail_with` after them; honours cancel per segment."""
+
+    def __init__(
+        self,
+        segments: Sequence[Segment],
+        duration_s: float,
+        cancel: threading.Event,
+        fail_with: Exception | None,
+        step: threading.Event | None,
+    ) -> None:
+        self._segments = segments
+        self._duration_s = duration_s
+        self._cancel = cancel
+        self._fail_with = fail_with
+        self._step = step
+        self.closed = False
+
+    def __iter__(self) -> Iterator[Segment]:
+        for segment in self._segments:
+            if self._step is not None:
+                self._step.wait(10)
+                self._step.clear()
+            if self._cancel.is_set():
+                raise TranscriptionCancelledError("cancelled")
+            yield segment
+        if self._fail_with is not None:
+            raise self._fail_with
+
+    @property
+    def duration_s(self) -> float:
+        return self._duration_s
+
+    def close(self) -> None:
+        self.closed = True
+
+
+class ScriptedTranscriber:
+    """transcribe() raises `probe_error` or returns a ScriptedRun over `segments`."""
+
+    def __init__(
+        self,
+        segments: Sequence[Segment] = (),
+        *,
+        duration_s: float = 1.0,
+        probe_error: Exception | None = None,
+        fail_with: Exception | None = None,
+        step: threading.Event | None = None,
+    ) -> None:
+        self.segments = segments
+        self.duration_s = duration_s
+        self.probe_error = probe_error
+        self.fail_with = fail_with
+        self.step = step
+        self.runs: list[ScriptedRun] = []
+        self.paths: list[Path] = []
+
+    @property
+    def model_id(self) -> str:
+        return "scripted"
+
+    @property
+    def device(self) -> str:
+        return "cpu"
+
+    def transcribe(
+        self, path: Path, options: TranscribeOptions, cancel: threading.Event
+    ) -> ScriptedRun:
+        self.paths.append(path)
+        if self.probe_error is not None:
+            raise self.probe_error
+        run = ScriptedRun(self.segments, self.duration_s, cancel, self.fail_with, self.step)
+        self.runs.append(run)
+        return run

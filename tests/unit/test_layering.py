@@ -1,0 +1,34 @@
+"""The layers' import rules, checked in fresh interpreters (see docs/architecture.md)."""
+
+import subprocess
+import sys
+
+import pytest
+
+
+def _modules_loaded_after(import_line: str, candidates: tuple[str, ...]) -> set[str]:
+    code = (
+        "import sys\n"
+        f"{import_line}\n"
+        f"print(','.join(m for m in {candidates!r} if m in sys.modules))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
+    ).stdout.strip()
+    return set(filter(None, out.split(",")))
+
+
+@pytest.mark.parametrize(
+    "module",
+    ["gigaam_api.model.gigaam", "gigaam_api.engines.pytorch", "gigaam_api.pipeline.transcribe"],
+)
+def test_model_engine_and_pipeline_know_nothing_of_http(module: str) -> None:
+    http = ("fastapi", "starlette", "uvicorn", "python_multipart", "gigaam_api.server")
+    assert _modules_loaded_after(f"import {module}", http) == set()
+
+
+def test_pipeline_does_not_pull_in_a_concrete_engine() -> None:
+    loaded = _modules_loaded_after(
+        "import gigaam_api.pipeline.transcribe", ("gigaam_api.engines.pytorch",)
+    )
+    assert loaded == set()

@@ -31,6 +31,10 @@ Samples = npt.NDArray[np.int16]
 BYTES_PER_SAMPLE = 2
 DEFAULT_BLOCK_SAMPLES = SAMPLE_RATE  # one second per pipe read: small enough to react to cancel
 _PROBE_TIMEOUT_S = 60.0
+# ffmpeg scores a format guess 0-100; below "extension + 1 frame" (50) the guess rests on a weak
+# content match (a text file passes as raw AMR with 26), so such files must also decode cleanly.
+_CONFIDENT_PROBE_SCORE = 50
+_VERIFY_DECODE_S = 10
 _STDERR_TAIL_LINES = 20
 
 
@@ -53,23 +57,9 @@ def _reason(stderr: str, path: Path) -> str:
     return line.rstrip(".")
 
 
-def probe_audio(path: Path) -> AudioProbe:
-    """Ask ffprobe for the streams and the duration of `path`.
-
-    Raises:
-        AudioDecodeError: ffprobe cannot read the file (corrupt, empty, not media).
-        AudioToolMissingError: ffprobe is not on PATH.
-    """
-    command = [
-        "ffprobe",
-        "-v",
-        "error",
-        "-show_entries",
-        "format=duration:stream=codec_type",
-        "-of",
-        "json",
-        str(path),
-    ]
+def _run_ffprobe(arguments: list[str], path: Path) -> tuple[bytes, str]:
+    """Run ffprobe on `path` quietly; (stdout, stderr) or a typed error if it fails."""
+    command = ["ffprobe", "-v", "error", *arguments, str(path)]
     try:
         done = subprocess.run(
             command,
@@ -85,12 +75,41 @@ def probe_audio(path: Path) -> AudioProbe:
     stderr = done.stderr.decode("utf-8", "replace")
     if done.returncode != 0:
         raise AudioDecodeError(f"Cannot read the audio: {_reason(stderr, path)}.")
+    return done.stdout, stderr
+
+
+def _check_decodes_cleanly(path: Path) -> None:
+    """Decode the first seconds of a weakly identified file; any decoder error rejects it."""
+    _, stderr = _run_ffprobe(
+        ["-count_frames", "-read_intervals", f"%+{_VERIFY_DECODE_S}", "-select_streams", "a:0"],
+        path,
+    )
+    if stderr.strip():
+        raise AudioDecodeError(
+            f"Cannot read the audio: not a recognisable audio file ({_reason(stderr, path)})."
+        )
+
+
+def probe_audio(path: Path) -> AudioProbe:
+    """Ask ffprobe for the streams and the duration of `path`.
+
+    Raises:
+        AudioDecodeError: ffprobe cannot read the file (corrupt, empty, not media, or only
+            weakly recognised and not decodable).
+        AudioToolMissingError: ffprobe is not on PATH.
+    """
+    stdout, _ = _run_ffprobe(
+        ["-show_entries", "format=duration,probe_score:stream=codec_type", "-of", "json"], path
+    )
     try:
-        report = json.loads(done.stdout or b"{}")
+        report = json.loads(stdout or b"{}")
     except json.JSONDecodeError as exc:
         raise AudioDecodeError("Cannot read the audio: ffprobe gave no report.") from exc
     kinds = [stream.get("codec_type") for stream in report.get("streams", [])]
-    raw_duration = report.get("format", {}).get("duration")
+    container = report.get("format", {})
+    if int(container.get("probe_score", 100)) < _CONFIDENT_PROBE_SCORE:
+        _check_decodes_cleanly(path)
+    raw_duration = container.get("duration")
     try:
         duration_s: float | None = float(raw_duration) if raw_duration is not None else None
     except ValueError:  # "N/A"

@@ -17,6 +17,26 @@ SAMPLE_RATE = 16_000
 
 
 @dataclass(frozen=True)
+class SampleSpan:
+    """Samples [start_sample, end_sample) of a SAMPLE_RATE stream, counted from its start."""
+
+    start_sample: int
+    end_sample: int
+
+    @property
+    def num_samples(self) -> int:
+        return self.end_sample - self.start_sample
+
+    @property
+    def start_s(self) -> float:
+        return self.start_sample / SAMPLE_RATE
+
+    @property
+    def end_s(self) -> float:
+        return self.end_sample / SAMPLE_RATE
+
+
+@dataclass(frozen=True)
 class Word:
     """A word with its time span in seconds (chunk-local or absolute, as the holder says)."""
 

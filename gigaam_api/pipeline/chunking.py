@@ -11,27 +11,12 @@ import itertools
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from gigaam_api.types import SAMPLE_RATE, ChunkingOptions
+from gigaam_api.types import SAMPLE_RATE, ChunkingOptions, SampleSpan
 
 
 @dataclass(frozen=True)
-class Chunk:
+class Chunk(SampleSpan):
     """A stretch of audio sent to the model as one waveform: samples [start_sample, end_sample)."""
-
-    start_sample: int
-    end_sample: int
-
-    @property
-    def num_samples(self) -> int:
-        return self.end_sample - self.start_sample
-
-    @property
-    def start_s(self) -> float:
-        return self.start_sample / SAMPLE_RATE
-
-    @property
-    def end_s(self) -> float:
-        return self.end_sample / SAMPLE_RATE
 
 
 @dataclass(frozen=True)
@@ -70,6 +55,33 @@ def _clamp(start: int, end: int, audio_samples: int | None) -> tuple[int, int]:
     return max(0, start), end if audio_samples is None else min(end, audio_samples)
 
 
+@dataclass(frozen=True)
+class _Pending:
+    """The chunk being grown: samples [start, end); length 0 means nothing is pending."""
+
+    start: int = 0
+    end: int = 0
+
+    @property
+    def length(self) -> int:
+        return self.end - self.start
+
+
+def _merge(
+    pending: _Pending, start: int, end: int, limits: _Limits
+) -> tuple[_Pending, list[Chunk]]:
+    """Upstream's loop body for one region: grow the pending chunk or flush it and start anew."""
+    flushed: list[Chunk] = []
+    if pending.length == 0:
+        pending = _Pending(start, start)
+    elif pending.length > limits.new_chunk_samples and (
+        end - pending.start > limits.max_samples or pending.length > limits.min_samples
+    ):
+        flushed = _split(pending.start, pending.end, limits)
+        pending = _Pending(start, start)
+    return _Pending(pending.start, end), flushed
+
+
 def plan_chunks(
     regions: Iterable[tuple[int, int]],
     options: ChunkingOptions,
@@ -89,20 +101,12 @@ def plan_chunks(
     """
     limits = _Limits.of(options)
     chunks: list[Chunk] = []
-    current_start = current_end = current_length = 0
+    pending = _Pending()
     for raw_start, raw_end in regions:
-        start, end = _clamp(raw_start, raw_end, audio_samples)
-        if current_length == 0:
-            current_start = start
-        elif current_length > limits.new_chunk_samples and (
-            end - current_start > limits.max_samples or current_length > limits.min_samples
-        ):
-            chunks += _split(current_start, current_end, limits)
-            current_start = start
-        current_end = end
-        current_length = current_end - current_start
-    if current_length > limits.new_chunk_samples:
-        chunks += _split(current_start, current_end, limits)
+        pending, flushed = _merge(pending, *_clamp(raw_start, raw_end, audio_samples), limits)
+        chunks += flushed
+    if pending.length > limits.new_chunk_samples:
+        chunks += _split(pending.start, pending.end, limits)
     return chunks
 
 
@@ -117,30 +121,18 @@ class ChunkPlanner:
     def __init__(self, options: ChunkingOptions, audio_samples: int | None = None) -> None:
         self._limits = _Limits.of(options)
         self._audio_samples = audio_samples
-        self._start = 0
-        self._end = 0
-        self._length = 0
+        self._pending = _Pending()
 
     @property
     def pending_start_sample(self) -> int | None:
         """Start of the chunk being grown (None when nothing is pending)."""
-        return self._start if self._length != 0 else None
+        return self._pending.start if self._pending.length != 0 else None
 
     def feed(self, raw_start: int, raw_end: int) -> list[Chunk]:
         """Add the next speech region; return the chunks this decided."""
         start, end = _clamp(raw_start, raw_end, self._audio_samples)
-        out: list[Chunk] = []
-        limits = self._limits
-        if self._length == 0:
-            self._start = start
-        elif self._length > limits.new_chunk_samples and (
-            end - self._start > limits.max_samples or self._length > limits.min_samples
-        ):
-            out = _split(self._start, self._end, limits)
-            self._start = start
-        self._end = end
-        self._length = self._end - self._start
-        return out + self._flush_if_decided(None)
+        self._pending, flushed = _merge(self._pending, start, end, self._limits)
+        return flushed + self._flush_if_decided(None)
 
     def advance(self, no_region_ends_before_sample: int) -> list[Chunk]:
         """Learn that every later region ends after this sample; return chunks that decided."""
@@ -148,19 +140,17 @@ class ChunkPlanner:
 
     def finish(self) -> list[Chunk]:
         """No more regions: the pending chunk, unless it is too short to keep."""
-        out: list[Chunk] = []
-        if self._length > self._limits.new_chunk_samples:
-            out = _split(self._start, self._end, self._limits)
-        self._length = 0
-        return out
+        pending, self._pending = self._pending, _Pending()
+        if pending.length > self._limits.new_chunk_samples:
+            return _split(pending.start, pending.end, self._limits)
+        return []
 
     def _flush_if_decided(self, bound: int | None) -> list[Chunk]:
-        limits = self._limits
-        if self._length <= limits.new_chunk_samples:
+        limits, pending = self._limits, self._pending
+        if pending.length <= limits.new_chunk_samples:
             return []
-        beyond_max = bound is not None and bound - self._start >= limits.max_samples
-        if not (self._length > limits.min_samples or beyond_max):
+        beyond_max = bound is not None and bound - pending.start >= limits.max_samples
+        if not (pending.length > limits.min_samples or beyond_max):
             return []
-        out = _split(self._start, self._end, limits)
-        self._length = 0
-        return out
+        self._pending = _Pending()
+        return _split(pending.start, pending.end, limits)

@@ -17,7 +17,7 @@ import numpy as np
 import numpy.typing as npt
 import torch
 
-from gigaam_api.types import SAMPLE_RATE, VadOptions
+from gigaam_api.types import SAMPLE_RATE, SampleSpan, VadOptions
 
 logger = logging.getLogger(__name__)
 
@@ -28,19 +28,8 @@ _NEG_THRESHOLD_FLOOR = 0.01
 
 
 @dataclass(frozen=True)
-class SpeechRegion:
+class SpeechRegion(SampleSpan):
     """A stretch of speech in samples from the start of the audio (end exclusive)."""
-
-    start_sample: int
-    end_sample: int
-
-    @property
-    def start_s(self) -> float:
-        return self.start_sample / SAMPLE_RATE
-
-    @property
-    def end_s(self) -> float:
-        return self.end_sample / SAMPLE_RATE
 
 
 def _ms_to_samples(ms: int) -> int:

@@ -36,7 +36,9 @@ class RotaryEmbedding(nn.Module):
 
     def __init__(self, d_k: int, base: float, max_len: int) -> None:
         super().__init__()
-        inv_freq = 1.0 / (base ** (torch.arange(0, d_k, 2).float() / d_k))
+        # An explicit device keeps the tables real when the network is built on "meta" for loading.
+        steps = torch.arange(0, d_k, 2, dtype=torch.float32, device="cpu")
+        inv_freq = 1.0 / (base ** (steps / d_k))
         cos, sin = self._table(max_len, inv_freq)
         self.register_buffer("inv_freq", inv_freq, persistent=False)
         self.register_buffer("cos_table", cos, persistent=False)

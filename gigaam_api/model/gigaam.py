@@ -100,9 +100,12 @@ def load_model(
     """
     checkpoint = load_checkpoint(checkpoint_path)
     tokenizer = load_tokenizer(checkpoint.config.decoding, tokenizer_path)
-    network = GigaAM(checkpoint.config)
+    # Built on "meta" and given the checkpoint's tensors (assign=True): one copy of the weights
+    # in memory instead of random-initialised parameters plus the loaded ones.
+    with torch.device("meta"):
+        network = GigaAM(checkpoint.config)
     try:
-        network.load_state_dict(checkpoint.state_dict, strict=True)
+        network.load_state_dict(checkpoint.state_dict, strict=True, assign=True)
     except RuntimeError as exc:
         raise CheckpointError(f"{checkpoint_path}: weights do not fit the model: {exc}") from exc
     network = network.float().eval().to(device)

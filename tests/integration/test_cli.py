@@ -4,7 +4,6 @@ real speech with a small official-format checkpoint, run as a real subprocess wh
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import json
 import os
@@ -20,10 +19,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from gigaam_api import cli, weights
+from gigaam_api import cli
 from gigaam_api.settings import Settings
-from gigaam_api.weights import OfficialModel
-from tests.fixtures.cdn import FakeCdn
+from tests.fixtures.cdn import FakeCdn, publish_model
 from tests.fixtures.checkpoints import tokenizer_path_for
 
 CLI = Path(sys.executable).with_name("gigaam-api")
@@ -46,21 +44,6 @@ def run_cli(*args: str, **settings: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def _publish(monkeypatch: pytest.MonkeyPatch, cdn: FakeCdn, checkpoint: Path, name: str) -> bytes:
-    """Serve a small checkpoint (and its tokenizer) as `name`, its MD5 made the official one."""
-    data = checkpoint.read_bytes()
-    official = weights.OFFICIAL_MODELS[name]
-    monkeypatch.setitem(
-        weights.OFFICIAL_MODELS,
-        name,
-        OfficialModel(name, hashlib.md5(data).hexdigest(), official.needs_tokenizer),
-    )
-    cdn.serve(f"{name}.ckpt", data)
-    if official.needs_tokenizer:
-        cdn.serve(f"{name}_tokenizer.model", tokenizer_path_for(checkpoint).read_bytes())
-    return data
-
-
 # ------------------------------------------------------------------------------ download
 
 
@@ -71,8 +54,8 @@ def test_download_fetches_and_verifies_several_models(
     tiny_checkpoints: dict[str, Path],
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    ctc = _publish(monkeypatch, fake_cdn, tiny_checkpoints["v3_ctc"], "v3_ctc")
-    e2e = _publish(monkeypatch, fake_cdn, tiny_checkpoints["v3_e2e_ctc"], "v3_e2e_ctc")
+    ctc = publish_model(monkeypatch, fake_cdn, tiny_checkpoints["v3_ctc"], "v3_ctc")
+    e2e = publish_model(monkeypatch, fake_cdn, tiny_checkpoints["v3_e2e_ctc"], "v3_e2e_ctc")
     models_dir = tmp_path / "models"
     monkeypatch.setenv("MODELS_DIR", str(models_dir))
     monkeypatch.setenv("WEIGHTS_URL", fake_cdn.url)

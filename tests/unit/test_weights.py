@@ -17,26 +17,13 @@ from gigaam_api.errors import (
 )
 from gigaam_api.model.checkpoint import load_checkpoint
 from gigaam_api.types import DownloadProgress
-from gigaam_api.weights import OfficialModel, ResolvedWeights, known_models, resolve_weights
-from tests.fixtures.cdn import CdnRequest, FakeCdn
+from gigaam_api.weights import ResolvedWeights, known_models, resolve_weights
+from tests.fixtures.cdn import CdnRequest, FakeCdn, publish_model
 
 
 @pytest.fixture(autouse=True)
 def _fast_retries(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(weights, "RETRY_BASE_DELAY_S", 0.01)
-
-
-def _publish(monkeypatch: pytest.MonkeyPatch, cdn: FakeCdn, checkpoint: Path, name: str) -> bytes:
-    """Serve a tiny checkpoint as `name` and make its MD5 the 'official' one for this test."""
-    data = checkpoint.read_bytes()
-    official = weights.OFFICIAL_MODELS[name]
-    monkeypatch.setitem(
-        weights.OFFICIAL_MODELS,
-        name,
-        OfficialModel(name, hashlib.md5(data).hexdigest(), official.needs_tokenizer),
-    )
-    cdn.serve(f"{name}.ckpt", data)
-    return data
 
 
 def test_known_models_cover_the_asr_table() -> None:
@@ -58,7 +45,7 @@ def test_download_streams_reports_progress_and_loads(
     monkeypatch: pytest.MonkeyPatch,
     tiny_v3_ctc_checkpoint: Path,
 ) -> None:
-    data = _publish(monkeypatch, fake_cdn, tiny_v3_ctc_checkpoint, "v3_ctc")
+    data = publish_model(monkeypatch, fake_cdn, tiny_v3_ctc_checkpoint, "v3_ctc")
     progress: list[DownloadProgress] = []
 
     resolved = resolve_weights("v3_ctc", tmp_path / "models", fake_cdn.url, progress.append)
@@ -81,7 +68,7 @@ def test_alias_and_tokenizer_are_fetched(
     tiny_checkpoints: dict[str, Path],
 ) -> None:
     checkpoint = tiny_checkpoints["v3_e2e_ctc"]
-    _publish(monkeypatch, fake_cdn, checkpoint, "v3_e2e_ctc")
+    publish_model(monkeypatch, fake_cdn, checkpoint, "v3_e2e_ctc")
     tokenizer = checkpoint.with_name("v3_e2e_ctc_tokenizer.model").read_bytes()
     fake_cdn.serve("v3_e2e_ctc_tokenizer.model", tokenizer)
 
@@ -103,7 +90,7 @@ def test_cut_transfer_is_retried_to_success(
     tiny_v3_ctc_checkpoint: Path,
     honour_range: bool,
 ) -> None:
-    data = _publish(monkeypatch, fake_cdn, tiny_v3_ctc_checkpoint, "v3_ctc")
+    data = publish_model(monkeypatch, fake_cdn, tiny_v3_ctc_checkpoint, "v3_ctc")
     fake_cdn.cut_first_transfer("v3_ctc.ckpt", after_bytes=10_000)
     fake_cdn.honour_range = honour_range
 
@@ -124,7 +111,7 @@ def test_wrong_bytes_raise_checksum_error_and_leave_nothing(
     monkeypatch: pytest.MonkeyPatch,
     tiny_v3_ctc_checkpoint: Path,
 ) -> None:
-    data = _publish(monkeypatch, fake_cdn, tiny_v3_ctc_checkpoint, "v3_ctc")
+    data = publish_model(monkeypatch, fake_cdn, tiny_v3_ctc_checkpoint, "v3_ctc")
     fake_cdn.serve("v3_ctc.ckpt", data[:-1] + bytes([data[-1] ^ 0xFF]))
 
     with pytest.raises(WeightsChecksumError, match=r"MD5 .*deleted.*WEIGHTS_URL"):
@@ -151,7 +138,7 @@ def test_verified_cache_starts_offline(
     monkeypatch: pytest.MonkeyPatch,
     tiny_v3_ctc_checkpoint: Path,
 ) -> None:
-    data = _publish(monkeypatch, fake_cdn, tiny_v3_ctc_checkpoint, "v3_ctc")
+    data = publish_model(monkeypatch, fake_cdn, tiny_v3_ctc_checkpoint, "v3_ctc")
     first = resolve_weights("v3_ctc", tmp_path, fake_cdn.url)
     fake_cdn.stop()
     calls: list[Path] = []
@@ -172,7 +159,7 @@ def test_copied_in_file_is_hashed_once_then_trusted(
     monkeypatch: pytest.MonkeyPatch,
     tiny_v3_ctc_checkpoint: Path,
 ) -> None:
-    data = _publish(monkeypatch, fake_cdn, tiny_v3_ctc_checkpoint, "v3_ctc")
+    data = publish_model(monkeypatch, fake_cdn, tiny_v3_ctc_checkpoint, "v3_ctc")
     fake_cdn.stop()
     (tmp_path / "v3_ctc.ckpt").write_bytes(data)
 
@@ -189,7 +176,7 @@ def test_cached_file_with_wrong_md5_is_downloaded_again(
     monkeypatch: pytest.MonkeyPatch,
     tiny_v3_ctc_checkpoint: Path,
 ) -> None:
-    data = _publish(monkeypatch, fake_cdn, tiny_v3_ctc_checkpoint, "v3_ctc")
+    data = publish_model(monkeypatch, fake_cdn, tiny_v3_ctc_checkpoint, "v3_ctc")
     (tmp_path / "v3_ctc.ckpt").write_bytes(b"half a file")
 
     resolved = resolve_weights("v3_ctc", tmp_path, fake_cdn.url)
@@ -215,7 +202,7 @@ def test_full_disk_is_a_models_dir_error(
     monkeypatch: pytest.MonkeyPatch,
     tiny_v3_ctc_checkpoint: Path,
 ) -> None:
-    _publish(monkeypatch, fake_cdn, tiny_v3_ctc_checkpoint, "v3_ctc")
+    publish_model(monkeypatch, fake_cdn, tiny_v3_ctc_checkpoint, "v3_ctc")
     os.symlink("/dev/full", tmp_path / "v3_ctc.ckpt.part")  # every write fails with ENOSPC
 
     with pytest.raises(ModelsDirError, match="disk is full"):

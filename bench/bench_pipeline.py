@@ -1,0 +1,209 @@
+"""Pipeline benchmark: a file path to the last segment with the full-size random-weight v3_ctc.
+
+Builds FLAC files of the requested lengths in a temp dir: each minute holds `ratio` x 60 s of
+espeak-ng Russian speech (pauses included) followed by silence, so every hour is decoded and
+VAD-scored in full while only the speech reaches the model. Each size runs in its own subprocess
+(peak RSS is its own ru_maxrss, model load included; VmHWM is reset after loading for the peak
+while transcribing): RTFx end to end, seconds to the first segment, peak RSS.
+
+    nice -n 5 .venv/bin/python bench/bench_pipeline.py [--sizes 60,3600,36000]
+        [--speech-ratios 1,1,0.1] [--threads 2] [--batch-size 4] [--max-wall-s 0]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+SAMPLE_RATE = 16_000
+PERIOD_S = 60
+SPEECH = (
+    "Ничьих не требуя похвал, счастлив уж я надеждой сладкой, что дева с трепетом любви "
+    "посмотрит, может быть, украдкой на песни грешные мои. У лукоморья дуб зелёный; златая цепь "
+    "на дубе том: и днём и ночью кот учёный всё ходит по цепи кругом. Идёт направо — песнь "
+    "заводит, налево — сказку говорит. Там чудеса: там леший бродит, русалка на ветвях сидит. "
+)
+
+
+@dataclass(frozen=True)
+class Measurement:
+    audio_s: float
+    speech_ratio: float
+    wall_s: float
+    first_segment_s: float
+    segments: int
+    peak_rss_mb: float
+    transcribe_peak_rss_mb: float
+    finished: bool
+
+    @property
+    def rtfx(self) -> float:
+        return self.audio_s / self.wall_s
+
+
+def _ffmpeg(*args: str) -> None:
+    command = ["ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error", "-y", *args]
+    subprocess.run(command, check=True)
+
+
+def build_file(directory: Path, seconds: int, speech_ratio: float) -> Path:
+    """`seconds` of audio: per minute, speech_ratio x 60 s of speech then silence (FLAC)."""
+    spoken = directory / "spoken.wav"
+    subprocess.run(["espeak-ng", "-v", "ru", "-w", str(spoken), SPEECH * 4], check=True)
+    speech_s = max(1.0, PERIOD_S * speech_ratio)
+    period = directory / f"period_{speech_ratio}.wav"
+    # loop the speech to fill its share, then pad the minute with silence
+    _ffmpeg(
+        *("-stream_loop", "-1", "-t", f"{speech_s}", "-i", str(spoken)),
+        *("-af", f"apad=whole_dur={PERIOD_S}", "-ar", str(SAMPLE_RATE), "-ac", "1"),
+        str(period),
+    )
+    listing = directory / "periods.txt"
+    periods = -(-seconds // PERIOD_S)
+    listing.write_text(f"file '{period}'\n" * periods, encoding="utf-8")
+    path = directory / f"audio_{seconds}s.flac"
+    _ffmpeg(*("-f", "concat", "-safe", "0", "-i", str(listing), "-t", str(seconds)), str(path))
+    return path
+
+
+def measure(
+    audio: Path, checkpoint: Path, threads: int, batch_size: int, max_wall_s: float
+) -> None:
+    """Child process: load, transcribe, print one JSON line."""
+    from gigaam_api.engines.pytorch import TorchEngine
+    from gigaam_api.pipeline.transcribe import Pipeline
+    from gigaam_api.pipeline.vad import SileroVad
+    from gigaam_api.types import TranscribeOptions
+
+    engine = TorchEngine.from_files(
+        checkpoint, None, model_id="v3_ctc", device="cpu", num_threads=threads
+    )
+    pipeline = Pipeline(engine, SileroVad.load())
+    options = TranscribeOptions(batch_size=batch_size)
+    # reset VmHWM so the second figure is the peak while transcribing, not the model load's
+    Path("/proc/self/clear_refs").write_text("5")
+    started = time.perf_counter()
+    transcription = pipeline.transcribe(audio, options, threading.Event())
+    first_segment_s = -1.0
+    segments = 0
+    finished = True
+    for _ in transcription:
+        segments += 1
+        if first_segment_s < 0:
+            first_segment_s = time.perf_counter() - started
+        if max_wall_s and time.perf_counter() - started > max_wall_s:
+            finished = False
+            break
+    wall_s = time.perf_counter() - started
+    audio_s = transcription.duration_s
+    transcription.close()
+    result = {
+        "audio_s": audio_s,
+        "wall_s": wall_s,
+        "first_segment_s": first_segment_s,
+        "segments": segments,
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "transcribe_peak_rss_mb": _vm_hwm_mb(),
+        "finished": finished,
+    }
+    print(json.dumps(result))
+
+
+def _vm_hwm_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def _git_commit() -> str:
+    done = subprocess.run(
+        ["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+    )
+    return done.stdout.strip() or "unknown"
+
+
+def _table(rows: list[Measurement]) -> str:
+    lines = [
+        "| audio | speech share | wall s | RTFx | first segment s | segments | peak RSS MB "
+        "| peak RSS while transcribing MB |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for m in rows:
+        note = "" if m.finished else " (stopped at --max-wall-s)"
+        lines.append(
+            f"| {m.audio_s / 3600:.3g} h{note} | {m.speech_ratio:.0%} | {m.wall_s:.1f} "
+            f"| {m.rtfx:.1f} | {m.first_segment_s:.2f} | {m.segments} | {m.peak_rss_mb:.0f} "
+            f"| {m.transcribe_peak_rss_mb:.0f} |"
+        )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--sizes", default="60,3600,36000", help="file lengths in seconds")
+    parser.add_argument(
+        "--speech-ratios", default="1,1,0.1", help="speech share per size (one value = all)"
+    )
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--batch-size", type=int, default=4)
+    parser.add_argument("--max-wall-s", type=float, default=0.0, help="stop a size early (0 = no)")
+    parser.add_argument("--child", nargs=2, metavar=("AUDIO", "CHECKPOINT"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        measure(
+            Path(args.child[0]), Path(args.child[1]), args.threads, args.batch_size, args.max_wall_s
+        )
+        return
+
+    sys.path.insert(0, str(REPO))
+    from tests.fixtures.checkpoints import write_checkpoint
+
+    sizes = [int(size) for size in args.sizes.split(",")]
+    ratios = [float(ratio) for ratio in args.speech_ratios.split(",")]
+    ratios = ratios * len(sizes) if len(ratios) == 1 else ratios
+    if len(ratios) != len(sizes):
+        parser.error("--speech-ratios needs one value or one per size")
+    print(
+        f"machine: {platform.machine()} {os.cpu_count()} CPUs, Python {platform.python_version()}"
+    )
+    print(f"commit: {_git_commit()}")
+    print(f"command: {' '.join([Path(sys.executable).name, *sys.argv])}")
+    rows: list[Measurement] = []
+    with tempfile.TemporaryDirectory(prefix="bench-pipeline-") as tmp:
+        directory = Path(tmp)
+        checkpoint = write_checkpoint(directory / "v3_ctc.ckpt", "v3_ctc", full_size=True)
+        for size, ratio in zip(sizes, ratios, strict=True):
+            audio = build_file(directory, size, ratio)
+            done = subprocess.run(
+                [
+                    sys.executable,
+                    __file__,
+                    *("--threads", str(args.threads), "--batch-size", str(args.batch_size)),
+                    *("--max-wall-s", str(args.max_wall_s), "--child", str(audio), str(checkpoint)),
+                ],
+                check=True,
+                capture_output=True,
+                text=True,
+                cwd=REPO,
+            )
+            result = json.loads(done.stdout.strip().splitlines()[-1])
+            rows.append(Measurement(speech_ratio=ratio, **result))
+            print(json.dumps({"size_s": size, **asdict(rows[-1])}), flush=True)
+            audio.unlink()
+    print(_table(rows))
+
+
+if __name__ == "__main__":
+    main()

@@ -233,3 +233,23 @@ def test_spool_keeps_only_recent_audio_on_disk(
     assert most_files <= 4
     assert len(segments) >= 6
     assert_well_formed(segments, transcription.duration_s)
+
+
+def test_twenty_minute_file_streams_with_bounded_disk(
+    pipeline: Pipeline, recorder: RecordingEngine, speech_sparse_twenty_minutes: Path
+) -> None:
+    transcription = pipeline.transcribe(speech_sparse_twenty_minutes, OPTIONS, threading.Event())
+    assert transcription.duration_s > 19 * 60
+    segments: list[Segment] = []
+    most_files = 0
+    for segment in transcription:
+        segments.append(segment)
+        most_files = max(most_files, len(list(transcription.spool_dir.iterdir())))
+    assert_well_formed(segments, transcription.duration_s)
+    # one burst of speech per pattern period (~59 s), 50 s of silence between: every burst is its
+    # own chunk, so segments start one period apart
+    assert len(segments) == 20
+    starts = [segment.start for segment in segments]
+    period_s = transcription.duration_s / 20
+    assert all(abs((b - a) - period_s) < 0.3 for a, b in itertools.pairwise(starts))
+    assert most_files <= 4  # 40 spool files of 30 s pass through; only the recent ones stay

@@ -35,8 +35,8 @@ test-real: ## Run the tests that need the official weights (in MODELS_DIR, see d
 	MODELS_DIR="$(MODELS_DIR)" $(VENV)/python -m pytest -m real_weights tests/real_weights
 
 bench: ## Run the benchmarks (model forward pass, then the whole pipeline); prints figures
-	nice -n 5 $(VENV)/python bench/bench_model.py
-	nice -n 5 $(VENV)/python bench/bench_pipeline.py
+	nice -n 5 $(VENV)/python -m bench.bench_model
+	nice -n 5 $(VENV)/python -m bench.bench_pipeline
 
 download-weights-local: ## Fetch and verify weights into MODELS_DIR (./models); MODELS="v3_ctc v3_rnnt"
 	MODELS_DIR="$(MODELS_DIR)" $(VENV)/gigaam-api download $(MODELS)

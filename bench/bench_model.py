@@ -4,15 +4,13 @@ The 60 s of synthesized Russian speech (espeak-ng) are cut into 3 chunks of 20 s
 batch, as the pipeline does for long audio. Each configuration runs in its own subprocess so
 peak RSS is its own. Prints machine, commit, command and a markdown table.
 
-    nice -n 5 .venv/bin/python bench/bench_model.py [--threads 2] [--repeats 2]
+    nice -n 5 .venv/bin/python -m bench.bench_model [--threads 2] [--repeats 2]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import resource
 import shutil
 import subprocess
@@ -27,18 +25,11 @@ import numpy as np
 import numpy.typing as npt
 import torch
 
+from bench.common import REPO, SAMPLE_RATE, report_header, speak
 from gigaam_api.engines.pytorch import TorchEngine
 
-REPO = Path(__file__).resolve().parent.parent
 AUDIO_S = 60
 CHUNK_S = 20
-SAMPLE_RATE = 16_000
-SPEECH = (
-    "Ничьих не требуя похвал, счастлив уж я надеждой сладкой, что дева с трепетом любви "
-    "посмотрит, может быть, украдкой на песни грешные мои. У лукоморья дуб зелёный; златая цепь "
-    "на дубе том: и днём и ночью кот учёный всё ходит по цепи кругом. Идёт направо — песнь "
-    "заводит, налево — сказку говорит. Там чудеса: там леший бродит, русалка на ветвях сидит. "
-)
 
 
 @dataclass(frozen=True)
@@ -58,8 +49,7 @@ class Measurement:
 
 def synthesize_speech(directory: Path) -> npt.NDArray[np.float32]:
     """60 s of 16 kHz mono espeak-ng Russian speech (the text looped to fill the minute)."""
-    raw, resampled = directory / "speech_raw.wav", directory / "speech.wav"
-    subprocess.run(["espeak-ng", "-v", "ru", "-s", "150", "-w", str(raw), SPEECH * 3], check=True)
+    raw, resampled = speak(directory / "speech_raw.wav", repeats=3), directory / "speech.wav"
     subprocess.run(
         ["ffmpeg", "-loglevel", "error", "-y", "-i", str(raw), "-ac", "1", "-ar", "16000",
          "-sample_fmt", "s16", str(resampled)],
@@ -104,22 +94,6 @@ def measure_one(
     return Measurement(model, int8, load_s, best[0], best[1], best[2], peak_mb)
 
 
-def _git_commit() -> str:
-    result = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True
-    )
-    return result.stdout.strip() or "unknown"
-
-
-def _cpu_name() -> str:
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.exists():
-        for line in cpuinfo.read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown"
-
-
 def _table(results: list[Measurement]) -> str:
     rows = [
         "| model | weights | load s | features s | encoder s | decoding s | total s | RTFx "
@@ -149,7 +123,6 @@ def main() -> None:
         sys.stdout.write(json.dumps(asdict(result)) + "\n")
         return
 
-    sys.path.insert(0, str(REPO))
     from tests.fixtures.checkpoints import write_checkpoint
 
     directory = Path(tempfile.mkdtemp(prefix="gigaam-bench-"))
@@ -161,9 +134,9 @@ def main() -> None:
             checkpoint = write_checkpoint(directory / f"{model}.ckpt", model, full_size=True)
             for int8 in (False, True):
                 child = subprocess.run(
-                    [sys.executable, __file__, "--threads", str(args.threads), "--repeats",
-                     str(args.repeats), "--one", str(checkpoint), str(audio_path), model,
-                     "1" if int8 else "0"],
+                    [sys.executable, "-m", "bench.bench_model", "--threads", str(args.threads),
+                     "--repeats", str(args.repeats), "--one", str(checkpoint), str(audio_path),
+                     model, "1" if int8 else "0"],
                     check=True, capture_output=True, text=True, cwd=REPO,
                 )  # fmt: skip
                 results.append(Measurement(**json.loads(child.stdout.strip().splitlines()[-1])))
@@ -173,9 +146,7 @@ def main() -> None:
 
     command = " ".join([Path(sys.executable).name, *sys.argv])
     report = [
-        f"machine: {platform.platform()}, {_cpu_name()}, {os.cpu_count()} logical CPUs, "
-        f"python {platform.python_version()}, torch {torch.__version__}",
-        f"commit: {_git_commit()}",
+        report_header(f", torch {torch.__version__}"),
         f"command: {command}",
         f"audio: {AUDIO_S} s espeak-ng Russian speech as {AUDIO_S // CHUNK_S} chunks of "
         f"{CHUNK_S} s in one batch; threads={args.threads}; best of {args.repeats} timed passes "

@@ -6,7 +6,7 @@ VAD-scored in full while only the speech reaches the model. Each size runs in it
 (peak RSS is its own ru_maxrss, model load included; VmHWM is reset after loading for the peak
 while transcribing): RTFx end to end, seconds to the first segment, peak RSS.
 
-    nice -n 5 .venv/bin/python bench/bench_pipeline.py [--sizes 60,3600,36000]
+    nice -n 5 .venv/bin/python -m bench.bench_pipeline [--sizes 60,3600,36000]
         [--speech-ratios 1,1,0.1] [--threads 2] [--batch-size 4] [--max-wall-s 0]
 """
 
@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import resource
 import subprocess
 import sys
@@ -25,15 +23,9 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-SAMPLE_RATE = 16_000
+from bench.common import REPO, SAMPLE_RATE, report_header, speak
+
 PERIOD_S = 60
-SPEECH = (
-    "Ничьих не требуя похвал, счастлив уж я надеждой сладкой, что дева с трепетом любви "
-    "посмотрит, может быть, украдкой на песни грешные мои. У лукоморья дуб зелёный; златая цепь "
-    "на дубе том: и днём и ночью кот учёный всё ходит по цепи кругом. Идёт направо — песнь "
-    "заводит, налево — сказку говорит. Там чудеса: там леший бродит, русалка на ветвях сидит. "
-)
 
 
 @dataclass(frozen=True)
@@ -59,8 +51,7 @@ def _ffmpeg(*args: str) -> None:
 
 def build_file(directory: Path, seconds: int, speech_ratio: float) -> Path:
     """`seconds` of audio: per minute, speech_ratio x 60 s of speech then silence (FLAC)."""
-    spoken = directory / "spoken.wav"
-    subprocess.run(["espeak-ng", "-v", "ru", "-w", str(spoken), SPEECH * 4], check=True)
+    spoken = speak(directory / "spoken.wav", repeats=4)
     speech_s = max(1.0, PERIOD_S * speech_ratio)
     period = directory / f"period_{speech_ratio}.wav"
     # loop the speech to fill its share, then pad the minute with silence
@@ -127,13 +118,6 @@ def _vm_hwm_mb() -> float:
     return float("nan")
 
 
-def _git_commit() -> str:
-    done = subprocess.run(
-        ["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True, text=True
-    )
-    return done.stdout.strip() or "unknown"
-
-
 def _table(rows: list[Measurement]) -> str:
     lines = [
         "| audio | speech share | wall s | RTFx | first segment s | segments | peak RSS MB "
@@ -167,7 +151,6 @@ def main() -> None:
         )
         return
 
-    sys.path.insert(0, str(REPO))
     from tests.fixtures.checkpoints import write_checkpoint
 
     sizes = [int(size) for size in args.sizes.split(",")]
@@ -175,10 +158,7 @@ def main() -> None:
     ratios = ratios * len(sizes) if len(ratios) == 1 else ratios
     if len(ratios) != len(sizes):
         parser.error("--speech-ratios needs one value or one per size")
-    print(
-        f"machine: {platform.machine()} {os.cpu_count()} CPUs, Python {platform.python_version()}"
-    )
-    print(f"commit: {_git_commit()}")
+    print(report_header())
     print(f"command: {' '.join([Path(sys.executable).name, *sys.argv])}")
     rows: list[Measurement] = []
     with tempfile.TemporaryDirectory(prefix="bench-pipeline-") as tmp:
@@ -189,7 +169,8 @@ def main() -> None:
             done = subprocess.run(
                 [
                     sys.executable,
-                    __file__,
+                    "-m",
+                    "bench.bench_pipeline",
                     *("--threads", str(args.threads), "--batch-size", str(args.batch_size)),
                     *("--max-wall-s", str(args.max_wall_s), "--child", str(audio), str(checkpoint)),
                 ],

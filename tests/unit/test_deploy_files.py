@@ -373,8 +373,8 @@ def test_makefile_commands_match_the_documented_ones() -> None:
     assert recipes["test-real"] == (
         'MODELS_DIR="$(MODELS_DIR)" $(VENV)/python -m pytest -m real_weights tests/real_weights'
     )
-    assert "bench/bench_model.py" in recipes["bench"]
-    assert "bench/bench_pipeline.py" in recipes["bench"]
+    assert "-m bench.bench_model" in recipes["bench"]
+    assert "-m bench.bench_pipeline" in recipes["bench"]
     # `run SERVICE ARGS` replaces the service's command, so the recipe names `download` itself
     assert recipes["download-weights"].endswith(
         "run --rm --build download-weights download $(MODELS)"

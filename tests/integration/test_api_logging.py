@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -43,6 +44,18 @@ class _Collect(logging.Handler):
         self.records.append(record)
 
 
+def _records_of(
+    records: list[logging.LogRecord], request_id: str, timeout_s: float = 10.0
+) -> list[logging.LogRecord]:
+    """The request's log records; the line is written just after the response is sent."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        mine = [r for r in records if _fields(r)["request_id"] == request_id]
+        if mine or time.monotonic() > deadline:
+            return mine
+        time.sleep(0.02)
+
+
 @pytest.fixture
 def request_records() -> Iterator[list[logging.LogRecord]]:
     handler = _Collect()
@@ -63,7 +76,7 @@ def test_one_line_per_transcription_with_rtf(
     )
     assert response.status_code == 200
     request_id = response.headers["x-request-id"]
-    mine = [r for r in request_records if _fields(r)["request_id"] == request_id]
+    mine = _records_of(request_records, request_id)
     assert len(mine) == 1
     fields = _fields(mine[0])
     assert set(fields) == FIELDS
@@ -89,5 +102,6 @@ def test_errors_are_logged_with_their_status(
         data={"model": "nope"},
     )
     assert response.status_code == 400
-    statuses = [_fields(r)["status"] for r in request_records]
-    assert statuses == [400]
+    mine = _records_of(request_records, response.headers["x-request-id"])
+    assert [_fields(r)["status"] for r in mine] == [400]
+    assert len(request_records) == 1

@@ -5,11 +5,16 @@ and cleanup (no ffmpeg children, no spool files)."""
 from __future__ import annotations
 
 import itertools
+import subprocess
+import sys
 import threading
+import wave
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+import numpy as np
 import pytest
+import torch
 
 from gigaam_api.engines.base import Engine, Waveform
 from gigaam_api.engines.pytorch import TorchEngine
@@ -19,12 +24,16 @@ from gigaam_api.errors import (
     AudioTooLongError,
     TranscriptionCancelledError,
 )
+from gigaam_api.pipeline.audio import Samples, probe_audio
+from gigaam_api.pipeline.chunking import Chunk, plan_chunks
 from gigaam_api.pipeline.transcribe import Pipeline
 from gigaam_api.pipeline.vad import SileroVad
 from gigaam_api.types import ChunkResult, Segment, TranscribeOptions
 from tests.fixtures.audio import child_processes
+from tests.fixtures.checkpoints import tokenizer_path_for
 
 SR = 16000
+THREADS = 2
 OPTIONS = TranscribeOptions(batch_size=2)
 
 
@@ -52,7 +61,9 @@ class RecordingEngine:
 
 @pytest.fixture(scope="module")
 def engine(tiny_v3_ctc_checkpoint: Path) -> TorchEngine:
-    return TorchEngine.from_files(tiny_v3_ctc_checkpoint, None, model_id="v3_ctc", device="cpu")
+    return TorchEngine.from_files(
+        tiny_v3_ctc_checkpoint, None, model_id="v3_ctc", device="cpu", num_threads=THREADS
+    )
 
 
 @pytest.fixture(scope="module")
@@ -87,7 +98,22 @@ def run(pipeline: Pipeline, path: Path, options: TranscribeOptions = OPTIONS) ->
         transcription.close()
 
 
+def read_wav(path: Path) -> Samples:
+    """All samples of a 16 kHz mono s16 wav, read without ffmpeg (an independent reference)."""
+    with wave.open(str(path)) as reader:
+        assert (reader.getframerate(), reader.getnchannels(), reader.getsampwidth()) == (SR, 1, 2)
+        return np.frombuffer(reader.readframes(reader.getnframes()), dtype=np.int16)
+
+
+def reference_chunks(vad: SileroVad, samples: Samples, options: TranscribeOptions) -> list[Chunk]:
+    """The chunks of the whole-list planner over the one-shot VAD regions of the whole file."""
+    regions = vad.speech_regions(samples, options.vad)
+    spans = [(region.start_sample, region.end_sample) for region in regions]
+    return plan_chunks(spans, options.chunking, len(samples))
+
+
 def assert_well_formed(segments: list[Segment], duration_s: float) -> None:
+    """Ids 0..n-1; segments in order, disjoint, inside the audio; words in order inside them."""
     assert [s.id for s in segments] == list(range(len(segments)))
     for segment in segments:
         assert 0.0 <= segment.start < segment.end <= duration_s + 1e-9
@@ -99,14 +125,19 @@ def assert_well_formed(segments: list[Segment], duration_s: float) -> None:
 
 
 def test_long_speech_gives_ordered_chunked_segments(
-    pipeline: Pipeline, recorder: RecordingEngine, speech_long: Path
+    pipeline: Pipeline, recorder: RecordingEngine, vad: SileroVad, speech_long: Path
 ) -> None:
+    samples = read_wav(speech_long)
+    expected_chunks = reference_chunks(vad, samples, OPTIONS)
     transcription = pipeline.transcribe(speech_long, OPTIONS, threading.Event())
-    probed_s = transcription.duration_s
+    assert transcription.duration_s == probe_audio(speech_long).duration_s
     segments = list(transcription)
-    assert transcription.duration_s == pytest.approx(probed_s, abs=0.05)
+    assert transcription.duration_s == len(samples) / SR
+    assert transcription.duration_s == pytest.approx(probe_audio(speech_long).duration_s, abs=0.05)
     assert_well_formed(segments, transcription.duration_s)
     assert len(segments) >= 3
+    # the streaming VAD + planner cut exactly where the whole-file VAD + list planner cut
+    assert [(s.start, s.end) for s in segments] == [(c.start_s, c.end_s) for c in expected_chunks]
     assert segments[0].start < 3.5 and segments[-1].end > transcription.duration_s - 5.0
     assert all(s.words for s in segments)
     chunk_lengths = [n for batch in recorder.batches for n in batch]
@@ -114,7 +145,10 @@ def test_long_speech_gives_ordered_chunked_segments(
     assert [round(s.end - s.start, 4) for s in segments] == [
         round(n / SR, 4) for n in chunk_lengths
     ]
-    assert all(0.2 * SR < n <= 30 * SR for n in chunk_lengths)
+    limits = OPTIONS.chunking
+    assert all(
+        limits.new_chunk_threshold_s * SR < n <= limits.strict_limit_s * SR for n in chunk_lengths
+    )
     assert max(chunk_lengths) > 15 * SR  # several regions were merged
     assert len(recorder.batches[0]) == 1  # the first segment comes after one chunk
     assert all(len(b) <= OPTIONS.batch_size for b in recorder.batches)
@@ -253,3 +287,61 @@ def test_twenty_minute_file_streams_with_bounded_disk(
     period_s = transcription.duration_s / 20
     assert all(abs((b - a) - period_s) < 0.3 for a, b in itertools.pairwise(starts))
     assert most_files <= 4  # 40 spool files of 30 s pass through; only the recent ones stay
+
+
+def test_e2e_family_with_a_sentencepiece_tokenizer_runs_the_long_form_path(
+    tiny_checkpoints: dict[str, Path], vad: SileroVad, spool_parent: Path, speech_long: Path
+) -> None:
+    # CTC: a random RNN-T emits up to 10 tokens a frame and is slow on 75 s; the pipeline is the
+    # same for both heads, the tokenizer (SentencePiece, punctuation) is what differs here
+    checkpoint = tiny_checkpoints["v3_e2e_ctc"]
+    engine = TorchEngine.from_files(
+        checkpoint,
+        tokenizer_path_for(checkpoint),
+        model_id="v3_e2e_ctc",
+        device="cpu",
+        num_threads=THREADS,
+    )
+    pipeline = Pipeline(engine, vad, temp_dir=spool_parent)
+    samples = read_wav(speech_long)
+    segments = run(pipeline, speech_long)
+    assert_well_formed(segments, len(samples) / SR)
+    expected = reference_chunks(vad, samples, OPTIONS)
+    assert [(s.start, s.end) for s in segments] == [(c.start_s, c.end_s) for c in expected]
+    assert all(s.words for s in segments)
+
+
+_THREADS_PROBE = """
+import sys, threading, torch
+from pathlib import Path
+from gigaam_api.engines.pytorch import TorchEngine
+from gigaam_api.pipeline.transcribe import Pipeline
+from gigaam_api.pipeline.vad import SileroVad
+from gigaam_api.types import TranscribeOptions
+engine = TorchEngine.from_files(
+    Path(sys.argv[1]), None, model_id="v3_ctc", device="cpu", num_threads=int(sys.argv[3])
+)
+after_engine = torch.get_num_threads()
+pipeline = Pipeline(engine, SileroVad.load(), temp_dir=Path(sys.argv[4]))
+after_vad = torch.get_num_threads()
+segments = list(pipeline.transcribe(Path(sys.argv[2]), TranscribeOptions(), threading.Event()))
+print(after_engine, after_vad, torch.get_num_threads(), len(segments))
+"""
+
+
+def test_num_threads_survives_vad_load_and_a_run(
+    engine: TorchEngine, tiny_v3_ctc_checkpoint: Path, speech_long: Path, spool_parent: Path
+) -> None:
+    # a fresh interpreter: importing silero_vad the first time sets torch to one thread
+    arguments = [str(tiny_v3_ctc_checkpoint), str(speech_long), str(THREADS), str(spool_parent)]
+    done = subprocess.run(
+        [sys.executable, "-c", _THREADS_PROBE, *arguments],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=Path(__file__).resolve().parents[2],
+    )
+    after_engine, after_vad, after_run, segments = map(int, done.stdout.split())
+    assert (after_engine, after_vad, after_run) == (THREADS, THREADS, THREADS)
+    assert segments >= 3
+    assert torch.get_num_threads() == THREADS  # and here, after the tests above ran

@@ -2,15 +2,17 @@
 
 The regions equal silero's get_speech_timestamps on the whole audio (same 512-sample windows,
 thresholds, min speech/silence and padding; no maximum speech length). The JIT model comes from
-the installed silero-vad package, loaded without changing torch's thread count. Knows nothing of
-chunking or the model.
+the installed silero-vad package, loaded without changing torch's thread count, and scores on one
+intra-op thread (restored after each call). Knows nothing of chunking or the model.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import logging
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -34,6 +36,25 @@ class SpeechRegion(SampleSpan):
 
 def _ms_to_samples(ms: int) -> int:
     return SAMPLE_RATE * ms // 1000
+
+
+@contextlib.contextmanager
+def _one_intra_op_thread() -> Iterator[None]:
+    """Run torch on one intra-op thread, then restore the caller's count (the engine's).
+
+    A 512-sample window is too small to share: with two threads every op waits at a barrier for
+    a second core, so one busy process elsewhere on the machine made scoring 60-400x slower
+    (0.12 s -> 7-52 s for 20 s of audio on 2 cores); on one thread it stays at 0.12 s.
+    """
+    threads = torch.get_num_threads()
+    if threads == 1:
+        yield
+        return
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 class SileroVad:
@@ -135,8 +156,9 @@ class VadStream:
         buffer = np.concatenate([self._partial, audio]) if len(self._partial) else audio
         full = len(buffer) // WINDOW_SAMPLES * WINDOW_SAMPLES
         out: list[SpeechRegion] = []
-        for offset in range(0, full, WINDOW_SAMPLES):
-            out += self._step(self._score(buffer[offset : offset + WINDOW_SAMPLES]))
+        with _one_intra_op_thread():
+            for offset in range(0, full, WINDOW_SAMPLES):
+                out += self._step(self._score(buffer[offset : offset + WINDOW_SAMPLES]))
         self._partial = buffer[full:].copy()
         out += self._release_held()
         return out
@@ -150,7 +172,8 @@ class VadStream:
         if len(self._partial):
             window = np.zeros(WINDOW_SAMPLES, dtype=np.float32)
             window[: len(self._partial)] = self._partial
-            out += self._step(self._score(window))
+            with _one_intra_op_thread():
+                out += self._step(self._score(window))
         self._partial = np.empty(0, dtype=np.float32)
         total = self._samples_fed
         if self._triggered and total - self._speech_start > self._min_speech_samples:

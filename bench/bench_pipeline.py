@@ -4,7 +4,8 @@ Builds FLAC files of the requested lengths in a temp dir: each minute holds `rat
 espeak-ng Russian speech (pauses included) followed by silence, so every hour is decoded and
 VAD-scored in full while only the speech reaches the model. Each size runs in its own subprocess
 (peak RSS is its own ru_maxrss, model load included; VmHWM is reset after loading for the peak
-while transcribing): RTFx end to end, seconds to the first segment, peak RSS.
+while transcribing): RTFx end to end, seconds to the first segment, peak RSS, and the spool's
+peak disk use (its directory sampled every 50 ms).
 
     nice -n 5 .venv/bin/python -m bench.bench_pipeline [--sizes 60,3600,36000]
         [--speech-ratios 1,1,0.1] [--threads 2] [--batch-size 4] [--max-wall-s 0]
@@ -37,6 +38,7 @@ class Measurement:
     segments: int
     peak_rss_mb: float
     transcribe_peak_rss_mb: float
+    spool_peak_mb: float
     finished: bool
 
     @property
@@ -44,15 +46,60 @@ class Measurement:
         return self.audio_s / self.wall_s
 
 
+class _SpoolWatch:
+    """Samples the size of a spool directory from a thread and keeps the largest total."""
+
+    def __init__(self, directory: Path, interval_s: float = 0.05) -> None:
+        self._directory = directory
+        self._interval_s = interval_s
+        self._stop = threading.Event()
+        self.peak_bytes = 0
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+        self._thread.start()
+
+    def _size_bytes(self) -> int:
+        total = 0
+        try:
+            for entry in self._directory.iterdir():
+                total += entry.stat().st_size
+        except FileNotFoundError:  # a spool file (or the directory) went while we looked
+            pass
+        return total
+
+    def _watch(self) -> None:
+        while not self._stop.wait(self._interval_s):
+            self.peak_bytes = max(self.peak_bytes, self._size_bytes())
+
+    def stop(self) -> int:
+        self._stop.set()
+        self._thread.join()
+        return self.peak_bytes
+
+
 def _ffmpeg(*args: str) -> None:
     command = ["ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error", "-y", *args]
     subprocess.run(command, check=True)
 
 
+def _speech_s(speech_ratio: float) -> float:
+    return max(1.0, PERIOD_S * speech_ratio)
+
+
+def describe_file(seconds: int, speech_ratio: float) -> str:
+    """What build_file writes, in words, for the report."""
+    speech_s = _speech_s(speech_ratio)
+    silence_s = max(0.0, PERIOD_S - speech_s)
+    return (
+        f"{seconds} s FLAC 16 kHz mono: {PERIOD_S} s periods of {speech_s:.0f} s espeak-ng "
+        f"Russian speech (bench.common.SPEECH looped, its own pauses included) then "
+        f"{silence_s:.0f} s digital silence, cut at {seconds} s"
+    )
+
+
 def build_file(directory: Path, seconds: int, speech_ratio: float) -> Path:
-    """`seconds` of audio: per minute, speech_ratio x 60 s of speech then silence (FLAC)."""
+    """`seconds` of audio (see describe_file): per minute, speech then silence (FLAC)."""
     spoken = speak(directory / "spoken.wav", repeats=4)
-    speech_s = max(1.0, PERIOD_S * speech_ratio)
+    speech_s = _speech_s(speech_ratio)
     period = directory / f"period_{speech_ratio}.wav"
     # loop the speech to fill its share, then pad the minute with silence
     _ffmpeg(
@@ -86,19 +133,24 @@ def measure(
     Path("/proc/self/clear_refs").write_text("5")
     started = time.perf_counter()
     transcription = pipeline.transcribe(audio, options, threading.Event())
+    spool = _SpoolWatch(transcription.spool_dir)
     first_segment_s = -1.0
     segments = 0
+    last_end_s = 0.0
     finished = True
-    for _ in transcription:
+    for segment in transcription:
         segments += 1
+        last_end_s = segment.end
         if first_segment_s < 0:
             first_segment_s = time.perf_counter() - started
         if max_wall_s and time.perf_counter() - started > max_wall_s:
             finished = False
             break
     wall_s = time.perf_counter() - started
-    audio_s = transcription.duration_s
+    # a run stopped early has transcribed up to its last segment, not the whole file
+    audio_s = transcription.duration_s if finished else last_end_s
     transcription.close()
+    spool_peak_bytes = spool.stop()
     result = {
         "audio_s": audio_s,
         "wall_s": wall_s,
@@ -106,6 +158,7 @@ def measure(
         "segments": segments,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "transcribe_peak_rss_mb": _vm_hwm_mb(),
+        "spool_peak_mb": spool_peak_bytes / 2**20,
         "finished": finished,
     }
     print(json.dumps(result))
@@ -121,15 +174,15 @@ def _vm_hwm_mb() -> float:
 def _table(rows: list[Measurement]) -> str:
     lines = [
         "| audio | speech share | wall s | RTFx | first segment s | segments | peak RSS MB "
-        "| peak RSS while transcribing MB |",
-        "|---|---|---|---|---|---|---|---|",
+        "| peak RSS while transcribing MB | spool peak disk MB |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for m in rows:
         note = "" if m.finished else " (stopped at --max-wall-s)"
         lines.append(
             f"| {m.audio_s / 3600:.3g} h{note} | {m.speech_ratio:.0%} | {m.wall_s:.1f} "
             f"| {m.rtfx:.1f} | {m.first_segment_s:.2f} | {m.segments} | {m.peak_rss_mb:.0f} "
-            f"| {m.transcribe_peak_rss_mb:.0f} |"
+            f"| {m.transcribe_peak_rss_mb:.0f} | {m.spool_peak_mb:.1f} |"
         )
     return "\n".join(lines)
 
@@ -165,6 +218,7 @@ def main() -> None:
         directory = Path(tmp)
         checkpoint = write_checkpoint(directory / "v3_ctc.ckpt", "v3_ctc", full_size=True)
         for size, ratio in zip(sizes, ratios, strict=True):
+            print(f"file: {describe_file(size, ratio)}", flush=True)
             audio = build_file(directory, size, ratio)
             done = subprocess.run(
                 [

@@ -119,13 +119,20 @@ class Transcription(Protocol):
 
     Iterating does the work (decode, VAD, chunk, infer); close() stops it early and frees the
     ffmpeg process and every buffer. duration_s is the probed duration until iteration ends,
-    then the decoded one.
+    then the decoded one; processed_s / duration_s is the progress.
     """
 
     def __iter__(self) -> Iterator[Segment]: ...
 
     @property
     def duration_s(self) -> float: ...
+
+    @property
+    def processed_s(self) -> float:
+        """Audio seconds from the start that are settled: every Segment before this time has
+        been yielded. Grows through silence too; equals duration_s once iteration has ended.
+        Safe to read from another thread (progress reports)."""
+        ...
 
     def close(self) -> None: ...
 

@@ -134,6 +134,7 @@ class PipelineRun:
         self._batcher = batcher
         self._spool = spool
         self._next_id = 0
+        self._processed_samples = 0
         self._segments: Generator[Segment, None, None] | None = None
         # A run that is dropped without close() must still not leave ffmpeg or files behind.
         self._finalizer = weakref.finalize(self, _release, decoder, spool)
@@ -146,6 +147,11 @@ class PipelineRun:
         if self._probed_duration_s is not None:
             return self._probed_duration_s
         return self._decoder.samples_decoded / SAMPLE_RATE
+
+    @property
+    def processed_s(self) -> float:
+        """Seconds from the start whose segments have all been yielded (see Transcription)."""
+        return self._processed_samples / SAMPLE_RATE
 
     @property
     def decoder_pid(self) -> int | None:
@@ -199,7 +205,9 @@ class PipelineRun:
                 chunks, undecided = undecided + chunks, []
             if long_form:
                 yield from self._run_chunks(chunks)
-                self._spool.release_before(self._needed_from_sample())
+                needed_from = self._needed_from_sample()
+                self._spool.release_before(needed_from)
+                self._processed_samples = max(self._processed_samples, needed_from)
             else:
                 undecided += chunks
         self._check_cancel()
@@ -210,10 +218,11 @@ class PipelineRun:
         if not long_form:
             if heard_speech:
                 yield from self._run_whole_clip(total_samples)
-            return
-        yield from self._run_chunks(self._plan(last_regions) + self._planner.finish())
-        for batch in self._batcher.finish():
-            yield from self._run_batch(batch)
+        else:
+            yield from self._run_chunks(self._plan(last_regions) + self._planner.finish())
+            for batch in self._batcher.finish():
+                yield from self._run_batch(batch)
+        self._processed_samples = total_samples
 
     def _plan(self, regions: Sequence[SpeechRegion]) -> list[Chunk]:
         chunks: list[Chunk] = []

@@ -131,7 +131,13 @@ def test_long_speech_gives_ordered_chunked_segments(
     expected_chunks = reference_chunks(vad, samples, OPTIONS)
     transcription = pipeline.transcribe(speech_long, OPTIONS, threading.Event())
     assert transcription.duration_s == probe_audio(speech_long).duration_s
-    segments = list(transcription)
+    assert transcription.processed_s == 0.0
+    segments = []
+    progress = []  # processed_s seen as each segment arrives
+    for segment in transcription:
+        segments.append(segment)
+        progress.append(transcription.processed_s)
+    assert transcription.processed_s == transcription.duration_s
     assert transcription.duration_s == len(samples) / SR
     assert transcription.duration_s == pytest.approx(probe_audio(speech_long).duration_s, abs=0.05)
     assert_well_formed(segments, transcription.duration_s)
@@ -152,6 +158,10 @@ def test_long_speech_gives_ordered_chunked_segments(
     assert max(chunk_lengths) > 15 * SR  # several regions were merged
     assert len(recorder.batches[0]) == 1  # the first segment comes after one chunk
     assert all(len(b) <= OPTIONS.batch_size for b in recorder.batches)
+    # progress never goes back, and never claims audio whose segment has not come out yet
+    assert progress == sorted(progress)
+    assert all(p <= s.end for p, s in zip(progress, segments[1:], strict=False))
+    assert 0 < progress[-1] < transcription.duration_s
 
 
 def test_short_speech_is_one_pass_over_the_whole_clip(

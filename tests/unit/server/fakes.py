@@ -26,6 +26,7 @@ class ScriptedRun:
         self._cancel = cancel
         self._fail_with = fail_with
         self._step = step
+        self._processed_s = 0.0
         self.closed = False
 
     def __iter__(self) -> Iterator[Segment]:
@@ -35,13 +36,19 @@ class ScriptedRun:
                 self._step.clear()
             if self._cancel.is_set():
                 raise TranscriptionCancelledError("cancelled")
+            self._processed_s = segment.end
             yield segment
         if self._fail_with is not None:
             raise self._fail_with
+        self._processed_s = self._duration_s
 
     @property
     def duration_s(self) -> float:
         return self._duration_s
+
+    @property
+    def processed_s(self) -> float:
+        return self._processed_s
 
     def close(self) -> None:
         self.closed = True

@@ -12,10 +12,13 @@ import json
 import logging
 import sys
 import threading
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING, Any
+
+from gigaam_api.progress import ProgressBar
 
 if TYPE_CHECKING:
     from gigaam_api.formats import ResponseFormat
@@ -37,9 +40,7 @@ FILE_EXTENSIONS = {
 STDOUT = "-"
 
 LONG_FILE_S = 30.0
-"""Files at least this long get a progress bar while they are transcribed."""
-_BAR_WIDTH = 30
-_LINE_STEP_PERCENT = 10
+"""Files at least this long get a progress bar while they are transcribed locally."""
 
 
 class CliError(Exception):
@@ -51,47 +52,6 @@ class CliError(Exception):
 
 
 # ------------------------------------------------------------------------------ progress
-
-
-def render_bar(
-    label: str, fraction: float | None, detail: str = "", width: int = _BAR_WIDTH
-) -> str:
-    """One progress line: `label [#####.....]  42% detail` (no bar when the total is unknown)."""
-    if fraction is None:
-        return f"{label} {detail}".rstrip()
-    fraction = min(max(fraction, 0.0), 1.0)
-    filled = int(fraction * width)
-    bar = "#" * filled + "." * (width - filled)
-    return f"{label} [{bar}] {int(fraction * 100):3d}% {detail}".rstrip()
-
-
-class ProgressBar:
-    """Progress on stderr: redrawn in place on a terminal, one line per 10 % otherwise (logs)."""
-
-    def __init__(self, label: str, stream: TextIO, interactive: bool) -> None:
-        self._label = label
-        self._stream = stream
-        self._interactive = interactive
-        self._next_percent = 0
-        self._drawn = False
-
-    def update(self, fraction: float | None, detail: str = "") -> None:
-        line = render_bar(self._label, fraction, detail)
-        if self._interactive:
-            self._stream.write(f"\r\x1b[K{line}")
-            self._drawn = True
-        elif fraction is not None and fraction * 100 >= self._next_percent:
-            self._stream.write(line + "\n")
-            self._next_percent = (
-                int(fraction * 100) // _LINE_STEP_PERCENT + 1
-            ) * _LINE_STEP_PERCENT
-        self._stream.flush()
-
-    def finish(self) -> None:
-        if self._drawn:
-            self._stream.write("\n")
-            self._stream.flush()
-            self._drawn = False
 
 
 def _progress_bar(label: str) -> ProgressBar:
@@ -255,7 +215,6 @@ def _body_text(body: dict[str, object] | str) -> str:
 
 
 def _transcribe(args: argparse.Namespace) -> None:
-    settings = _load_settings(model=args.model)
     response_format: ResponseFormat = args.format
     destination: str | None = args.output_dir
     if destination is None and len(args.files) == 1:
@@ -266,23 +225,16 @@ def _transcribe(args: argparse.Namespace) -> None:
     missing = [path for path in args.files if not path.is_file()]
     if missing:
         raise CliError(f"{missing[0]}: no such file", EXIT_USAGE)
-
-    from gigaam_api.bootstrap import build_transcriber
-    from gigaam_api.errors import AudioError, GigaamError
-
-    reporter = _DownloadReporter()
-    try:
-        transcriber = build_transcriber(settings, reporter)
-    except GigaamError as exc:
-        raise CliError(f"cannot load the model: {exc}") from exc
-    finally:
-        reporter.finish()
+    if args.server:
+        transcribe_one = _remote_transcriber(args, response_format)
+    else:
+        transcribe_one = _local_transcriber(args, response_format)
 
     failures = 0
     for audio_path in args.files:
         try:
-            text = _transcribe_one(transcriber, audio_path, response_format, settings)
-        except AudioError as exc:
+            text = transcribe_one(audio_path)
+        except _FileError as exc:
             if len(args.files) == 1:
                 raise CliError(f"{audio_path}: {exc}") from exc
             print(f"{PROG}: error: {audio_path}: {exc}", file=sys.stderr)
@@ -299,10 +251,39 @@ def _transcribe(args: argparse.Namespace) -> None:
         raise CliError(f"{failures} of {len(args.files)} files failed")
 
 
+class _FileError(Exception):
+    """One file could not be transcribed (the others still can)."""
+
+
+def _local_transcriber(
+    args: argparse.Namespace, response_format: ResponseFormat
+) -> Callable[[Path], str]:
+    settings = _load_settings(model=args.model)
+    from gigaam_api.bootstrap import build_transcriber
+    from gigaam_api.errors import AudioError, GigaamError
+
+    reporter = _DownloadReporter()
+    try:
+        transcriber = build_transcriber(settings, reporter)
+    except GigaamError as exc:
+        raise CliError(f"cannot load the model: {exc}") from exc
+    finally:
+        reporter.finish()
+
+    def transcribe_one(audio_path: Path) -> str:
+        try:
+            return _transcribe_one(transcriber, audio_path, response_format, settings)
+        except AudioError as exc:
+            raise _FileError(str(exc)) from exc
+
+    return transcribe_one
+
+
 def _transcribe_one(
     transcriber: Transcriber, audio_path: Path, response_format: ResponseFormat, settings: Settings
 ) -> str:
     from gigaam_api.formats import render
+    from gigaam_api.progress import Ticker, describe_progress, estimate
     from gigaam_api.types import Segment
 
     transcription = transcriber.transcribe(
@@ -310,20 +291,62 @@ def _transcribe_one(
     )
     duration_s = transcription.duration_s  # probed; 0 when the container does not say
     bar = _progress_bar(audio_path.name) if duration_s >= LONG_FILE_S else None
+    started_s = time.monotonic()
+
+    def show() -> None:
+        if bar is not None:
+            progress = estimate(transcription.processed_s, duration_s, time.monotonic() - started_s)
+            bar.update(progress.fraction, describe_progress(progress))
+
     segments: list[Segment] = []
+    ticker = Ticker(show)
     try:
         for segment in transcription:
             segments.append(segment)
-            if bar is not None:
-                bar.update(segment.end / duration_s, f"{segment.end:.0f} of {duration_s:.0f} s")
-        if bar is not None:
-            bar.update(1.0, f"{duration_s:.0f} of {duration_s:.0f} s")
+        ticker.stop()
+        show()
     finally:
+        ticker.stop()
         transcription.close()
         if bar is not None:
             bar.finish()
     body = render(response_format, segments, transcription.duration_s, ("segment", "word"))
     return _body_text(body)
+
+
+def _remote_transcriber(
+    args: argparse.Namespace, response_format: ResponseFormat
+) -> Callable[[Path], str]:
+    from gigaam_api.progress import Progress, describe_progress
+    from gigaam_api.remote import JobsClient, RemoteError, transcribe_remote
+
+    api_key = args.api_key if args.api_key is not None else _load_settings().api_key
+    client = JobsClient(args.server, api_key)
+    fields = {"model": args.model} if args.model else {}
+
+    def transcribe_one(audio_path: Path) -> str:
+        bar = _progress_bar(audio_path.name)
+
+        def show(status: dict[str, Any]) -> None:
+            if status["status"] == "queued":
+                bar.update(None, f"queued, position {status['queue_position']}")
+            elif status["status"] in ("running", "done"):
+                progress = Progress(
+                    status["progress"], status["processed_s"], status["duration_s"], status["eta_s"]
+                )
+                bar.update(progress.fraction, describe_progress(progress))
+
+        try:
+            text = transcribe_remote(client, audio_path, response_format, fields, show)
+        except RemoteError as exc:
+            raise _FileError(str(exc)) from exc
+        finally:
+            bar.finish()
+        if response_format in ("json", "verbose_json"):
+            return _body_text(json.loads(text))
+        return text
+
+    return transcribe_one
 
 
 # ------------------------------------------------------------------------------ parser
@@ -353,7 +376,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     transcribe = commands.add_parser(
         "transcribe",
-        help="transcribe audio files locally, without a server",
+        help="transcribe audio files locally, or on a server with --server",
         description="One file goes to stdout; several go beside their inputs as <stem>.<ext>.",
     )
     transcribe.add_argument("files", nargs="+", type=Path, metavar="FILE")
@@ -365,6 +388,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="DIR",
         help="write <stem>.<ext> files into DIR; '-' writes everything to stdout",
     )
+    transcribe.add_argument(
+        "--server",
+        metavar="URL",
+        help="submit to this gigaam-api server's jobs API (e.g. http://nas:8000) and wait",
+    )
+    transcribe.add_argument("--api-key", help="the server's key (default: API_KEY)")
     transcribe.set_defaults(handler=_transcribe)
 
     models = commands.add_parser("models", help="list the official models and which are cached")

@@ -14,6 +14,13 @@ GigaamError
 │   ├── WeightsDownloadError    network/HTTP failure after the retries
 │   ├── WeightsChecksumError    the file's MD5 is not the official one (file removed)
 │   └── ModelsDirError          MODELS_DIR is not writable or is full
+├── UnavailableError            the server cannot take work now (retry_after_s says when)
+│   ├── QueueFullError          MAX_QUEUE transcriptions are already queued or running
+│   ├── ModelLoadingError       the model is still downloading or loading
+│   └── ModelLoadFailedError    the model failed to load; retrying will not help
+├── JobError                    a transcription job asked for by id
+│   ├── JobNotFoundError        no job has that id (never existed, or expired)
+│   └── JobNotDoneError         its result was asked for before it finished
 └── TranscriptionCancelledError the caller cancelled the run
 """
 
@@ -85,3 +92,38 @@ class ModelsDirError(WeightsError):
 
 class TranscriptionCancelledError(GigaamError):
     """The run was cancelled by its caller (for example, the HTTP client disconnected)."""
+
+
+class UnavailableError(GigaamError):
+    """The server cannot take the work now; retry_after_s is when to try again (None: don't)."""
+
+    def __init__(self, message: str, retry_after_s: int | None) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+class QueueFullError(UnavailableError):
+    """MAX_QUEUE transcriptions are already queued, uploading or running."""
+
+
+class ModelLoadingError(UnavailableError):
+    """The model is still downloading or loading."""
+
+
+class ModelLoadFailedError(UnavailableError):
+    """The model failed to load; the server needs attention, not a retry."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, retry_after_s=None)
+
+
+class JobError(GigaamError):
+    """A transcription job asked for by its id."""
+
+
+class JobNotFoundError(JobError):
+    """No job has this id: it never existed, or it expired."""
+
+
+class JobNotDoneError(JobError):
+    """The job's result was asked for while it is still queued or running."""

@@ -73,6 +73,27 @@ class Settings(BaseSettings):
     )
     """Names that mean 'the loaded model' (comma-separated), for clients that hard-code them."""
 
+    # Jobs: upload deadlines, shared jobs and their result cache, heartbeats (see D-080..D-088)
+    upload_idle_timeout_s: float = Field(default=30.0, ge=0)
+    """An upload that sends no byte for this long is dropped with 408; 0 = no limit."""
+    upload_min_rate_kib_s: float = Field(default=8.0, ge=0)
+    """Lowest mean upload rate (KiB/s), checked from 10 s into an upload (408); 0 = no floor."""
+    job_grace_s: float = Field(default=30.0, ge=0)
+    """When the last client of a job disconnects, it keeps running this long for a retry to
+    attach; then it is cancelled. 0 cancels at once. Jobs API submissions never expire so."""
+    cache_dir: str = "/data/cache"
+    """Finished transcripts, kept across restarts; empty = memory only. A directory that
+    cannot be created or written is reported in the log and /health, and the cache is off."""
+    cache_ttl_hours: float = Field(default=168.0, gt=0)
+    """A cached transcript older than this is deleted."""
+    cache_max_mb: int = Field(default=512, ge=1)
+    """Disk the cache may use (MiB); the oldest entries go first."""
+    sync_heartbeat_s: float = Field(default=3.0, ge=0)
+    """A json/verbose_json answer still computing after this long starts as 200 and sends a
+    space (valid JSON whitespace) at this interval, so client read timeouts never fire; 0 = off."""
+    sse_keepalive_s: float = Field(default=15.0, gt=0)
+    """Longest silence on an SSE stream: a queue, progress or keep-alive comment is sent then."""
+
     @field_validator("log_level", mode="before")
     @classmethod
     def _upper_log_level(cls, value: object) -> object:

@@ -6,6 +6,7 @@ so this module never pulls in torch or numpy). Routers, auth, CORS, errors and l
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import shutil
 import tempfile
@@ -20,8 +21,9 @@ from gigaam_api import __version__
 from gigaam_api.server.deps import ApiKeyDep
 from gigaam_api.server.errors import register_exception_handlers
 from gigaam_api.server.logs import RequestLogMiddleware, configure_logging
-from gigaam_api.server.routes import health, models, transcriptions
-from gigaam_api.server.runtime import ModelState, Runtime, TranscriberFactory
+from gigaam_api.server.registry import JobRegistry
+from gigaam_api.server.routes import health, jobs, models, transcriptions
+from gigaam_api.server.runtime import ModelState, Runtime, TranscriberFactory, open_cache
 from gigaam_api.server.uploads import CloseUnreadBodyMiddleware
 from gigaam_api.server.worker import Worker
 from gigaam_api.settings import Settings, load_settings
@@ -55,15 +57,20 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         upload_dir = Path(tempfile.mkdtemp(prefix="gigaam-api-uploads-"))
+        cache = open_cache(settings)
         worker = Worker(settings.max_queue)
         worker.start()
-        runtime = Runtime(settings, ModelState(), worker, upload_dir)
+        registry = JobRegistry(
+            worker, cache.cache, grace_s=settings.job_grace_s, loop=asyncio.get_running_loop()
+        )
+        runtime = Runtime(settings, ModelState(), worker, registry, cache, upload_dir)
         app.state.runtime = runtime
         runtime.start_loading(factory)
         logger.info("Listening; loading model %r in the background", settings.model)
         try:
             yield
         finally:
+            registry.close()
             worker.stop()
             shutil.rmtree(upload_dir, ignore_errors=True)
 
@@ -76,14 +83,15 @@ def create_app(
     register_exception_handlers(app)
     app.include_router(health.router)
     app.include_router(transcriptions.router, prefix="/v1", dependencies=[ApiKeyDep])
+    app.include_router(jobs.router, prefix="/v1", dependencies=[ApiKeyDep])
     app.include_router(models.router, prefix="/v1", dependencies=[ApiKeyDep])
     if settings.cors_allow_origins:
         app.add_middleware(
             CORSMiddleware,
             allow_origins=settings.cors_allow_origins,
-            allow_methods=["GET", "POST", "OPTIONS"],
+            allow_methods=["GET", "POST", "DELETE", "OPTIONS"],
             allow_headers=["*"],
-            expose_headers=["Retry-After", "X-Request-Id", "X-Model"],
+            expose_headers=["Retry-After", "X-Request-Id", "X-Model", "X-Job-Id", "Location"],
             max_age=600,
         )
     app.add_middleware(CloseUnreadBodyMiddleware)

@@ -1,14 +1,9 @@
-"""Every failure the HTTP layer can answer, mapped once to an OpenAI-shaped body and status.
+"""Every failure the HTTP layer can answer, mapped in one table to an OpenAI-shaped body and status.
 
-    AudioDecodeError, AudioTooLongError     400 invalid_request_error  (param "file")
-    InvalidFieldError, request validation   400 invalid_request_error  (param = the field)
-    ModelNotAcceptedError                   400 invalid_request_error  model_not_found
-    AuthError                               401 invalid_request_error  invalid_api_key
-    NotFound / method not allowed           404 / 405 invalid_request_error
-    UploadTooLargeError                     413 invalid_request_error  file_too_large
-    AudioToolMissingError, anything else    500 server_error
-    ServiceUnavailableError (queue, load)   503 server_error + Retry-After
-Bodies are always {"error": {"message", "type", "param", "code"}}, never FastAPI's {"detail": ...}.
+The domain errors (gigaam_api/errors.py) and the few HTTP-layer ones defined here (a form field,
+the key, the upload) meet in `_RULES`; `describe` walks an exception's classes to its first rule.
+Routes raise; the handlers registered here render. Bodies are always
+{"error": {"message", "type", "param", "code"}}, never FastAPI's {"detail": ...}.
 """
 
 from __future__ import annotations
@@ -26,31 +21,32 @@ from gigaam_api.errors import (
     AudioToolMissingError,
     AudioTooLongError,
     GigaamError,
+    JobNotDoneError,
+    JobNotFoundError,
+    ModelLoadFailedError,
+    ModelLoadingError,
+    QueueFullError,
+    TranscriptionCancelledError,
+    UnavailableError,
 )
 
 logger = logging.getLogger(__name__)
 
+INVALID = "invalid_request_error"
+SERVER = "server_error"
+_UNEXPECTED = "The server had an error while processing the request."
+
 
 class ApiError(Exception):
-    """An HTTP-layer failure that already knows its status and OpenAI error fields."""
-
-    status_code = 400
-    error_type = "invalid_request_error"
-    code: str | None = None
+    """A failure of the HTTP request itself (its fields, key or upload), not of the audio."""
 
     def __init__(self, message: str, *, param: str | None = None) -> None:
         super().__init__(message)
-        self.message = message
         self.param = param
-
-    def headers(self) -> dict[str, str]:
-        return {}
 
 
 class InvalidFieldError(ApiError):
     """A form field has a value the API does not accept."""
-
-    code = "invalid_value"
 
     def __init__(self, param: str, message: str) -> None:
         super().__init__(message, param=param)
@@ -58,8 +54,6 @@ class InvalidFieldError(ApiError):
 
 class ModelNotAcceptedError(ApiError):
     """The request names a model outside ALLOWED_MODELS and MODEL_ALIASES."""
-
-    code = "model_not_found"
 
     def __init__(self, model: str, accepted: list[str]) -> None:
         super().__init__(
@@ -72,9 +66,6 @@ class ModelNotAcceptedError(ApiError):
 class ModelNotFoundError(ApiError):
     """GET /v1/models/{id} for a name this server does not serve."""
 
-    status_code = 404
-    code = "model_not_found"
-
     def __init__(self, model: str) -> None:
         super().__init__(f"The model '{model}' does not exist.", param="model")
 
@@ -82,18 +73,9 @@ class ModelNotFoundError(ApiError):
 class AuthError(ApiError):
     """The Authorization header is missing or carries the wrong key."""
 
-    status_code = 401
-    code = "invalid_api_key"
-
-    def headers(self) -> dict[str, str]:
-        return {"WWW-Authenticate": "Bearer"}
-
 
 class UploadTooLargeError(ApiError):
     """The request body exceeds MAX_UPLOAD_MB; reading stopped at the limit."""
-
-    status_code = 413
-    code = "file_too_large"
 
     def __init__(self, limit_bytes: int) -> None:
         super().__init__(
@@ -103,21 +85,51 @@ class UploadTooLargeError(ApiError):
         )
 
 
-class ServiceUnavailableError(ApiError):
-    """The server cannot take the request now; Retry-After says when to try again."""
+class UploadTimeoutError(ApiError):
+    """The upload stalled (UPLOAD_IDLE_TIMEOUT_S) or crawled below UPLOAD_MIN_RATE_KIB_S."""
 
-    status_code = 503
-    error_type = "server_error"
+    def __init__(self, message: str) -> None:
+        super().__init__(message, param="file")
 
-    def __init__(self, message: str, *, code: str, retry_after_s: int | None) -> None:
-        super().__init__(message)
-        self.code = code
-        self.retry_after_s = retry_after_s
 
-    def headers(self) -> dict[str, str]:
-        if self.retry_after_s is None:
-            return {"x-should-retry": "false"}
-        return {"Retry-After": str(self.retry_after_s)}
+@dataclass(frozen=True)
+class Rule:
+    """How one class of error is answered."""
+
+    status_code: int
+    error_type: str
+    code: str | None = None
+    param: str | None = None
+    """Used when the exception carries no param of its own."""
+    should_retry: bool | None = None
+    """Sent as `x-should-retry` (openai-python honours it); None sends nothing."""
+    show_message: bool = True
+    """False for the unexpected: their text may hold internals."""
+
+
+_RULES: dict[type[BaseException], Rule] = {
+    # 400: the request or its audio
+    InvalidFieldError: Rule(400, INVALID, "invalid_value"),
+    ModelNotAcceptedError: Rule(400, INVALID, "model_not_found"),
+    AudioDecodeError: Rule(400, INVALID, "invalid_audio", "file"),
+    AudioTooLongError: Rule(400, INVALID, "audio_too_long", "file"),
+    # 401, 404, 408, 409, 413
+    AuthError: Rule(401, INVALID, "invalid_api_key"),
+    ModelNotFoundError: Rule(404, INVALID, "model_not_found"),
+    JobNotFoundError: Rule(404, INVALID, "job_not_found"),
+    UploadTimeoutError: Rule(408, INVALID, "upload_timeout"),
+    JobNotDoneError: Rule(409, INVALID, "job_not_done", should_retry=False),
+    TranscriptionCancelledError: Rule(409, INVALID, "job_cancelled", should_retry=False),
+    UploadTooLargeError: Rule(413, INVALID, "file_too_large"),
+    # 500: the server
+    AudioToolMissingError: Rule(500, SERVER, "audio_tool_missing", should_retry=False),
+    GigaamError: Rule(500, SERVER),
+    # 503: not now (Retry-After from the exception)
+    QueueFullError: Rule(503, SERVER, "queue_full"),
+    ModelLoadingError: Rule(503, SERVER, "model_loading"),
+    ModelLoadFailedError: Rule(503, SERVER, "model_unavailable"),
+    Exception: Rule(500, SERVER, show_message=False),
+}
 
 
 @dataclass(frozen=True)
@@ -130,33 +142,34 @@ class ErrorInfo:
     headers: tuple[tuple[str, str], ...] = ()
 
 
+def _rule(exc: BaseException) -> Rule:
+    for cls in type(exc).__mro__:
+        rule = _RULES.get(cls)
+        if rule is not None:
+            return rule
+    return _RULES[Exception]
+
+
+def _headers(exc: BaseException, rule: Rule) -> tuple[tuple[str, str], ...]:
+    if isinstance(exc, AuthError):
+        return (("WWW-Authenticate", "Bearer"),)
+    if isinstance(exc, UnavailableError):
+        if exc.retry_after_s is None:
+            return (("x-should-retry", "false"),)
+        return (("Retry-After", str(exc.retry_after_s)),)
+    if rule.should_retry is not None:
+        return (("x-should-retry", str(rule.should_retry).lower()),)
+    return ()
+
+
 def describe(exc: BaseException) -> ErrorInfo:
     """The status and OpenAI error fields for any exception (500 for the unexpected)."""
-    if isinstance(exc, ApiError):
-        return ErrorInfo(
-            exc.status_code,
-            exc.error_type,
-            exc.message,
-            exc.param,
-            exc.code,
-            tuple(exc.headers().items()),
-        )
-    if isinstance(exc, AudioTooLongError):
-        return ErrorInfo(400, "invalid_request_error", str(exc), "file", "audio_too_long")
-    if isinstance(exc, AudioDecodeError):
-        return ErrorInfo(400, "invalid_request_error", str(exc), "file", "invalid_audio")
-    if isinstance(exc, AudioToolMissingError):
-        return ErrorInfo(
-            500,
-            "server_error",
-            str(exc),
-            None,
-            "audio_tool_missing",
-            (("x-should-retry", "false"),),
-        )
-    if isinstance(exc, GigaamError):
-        return ErrorInfo(500, "server_error", str(exc) or type(exc).__name__)
-    return ErrorInfo(500, "server_error", "The server had an error while processing the request.")
+    rule = _rule(exc)
+    message = (str(exc) or type(exc).__name__) if rule.show_message else _UNEXPECTED
+    param = exc.param if isinstance(exc, ApiError) and exc.param else rule.param
+    return ErrorInfo(
+        rule.status_code, rule.error_type, message, param, rule.code, _headers(exc, rule)
+    )
 
 
 def error_body(info: ErrorInfo) -> dict[str, dict[str, str | None]]:
@@ -190,7 +203,7 @@ def _validation_message(exc: RequestValidationError) -> tuple[str, str | None]:
 def register_exception_handlers(app: FastAPI) -> None:
     """Route every error through `describe`, replacing FastAPI's {"detail": ...} handlers."""
 
-    async def on_api_error(_: Request, exc: Exception) -> JSONResponse:
+    async def on_error(_: Request, exc: Exception) -> JSONResponse:
         return error_response(exc)
 
     async def on_validation(_: Request, exc: Exception) -> JSONResponse:
@@ -203,7 +216,7 @@ def register_exception_handlers(app: FastAPI) -> None:
         message = str(exc.detail) if exc.detail else "Request failed."
         info = ErrorInfo(
             exc.status_code,
-            "invalid_request_error" if exc.status_code < 500 else "server_error",
+            INVALID if exc.status_code < 500 else SERVER,
             message,
             headers=tuple((exc.headers or {}).items()),
         )
@@ -211,8 +224,8 @@ def register_exception_handlers(app: FastAPI) -> None:
             error_body(info), status_code=info.status_code, headers=dict(info.headers)
         )
 
-    app.add_exception_handler(ApiError, on_api_error)
-    app.add_exception_handler(GigaamError, on_api_error)
+    app.add_exception_handler(ApiError, on_error)
+    app.add_exception_handler(GigaamError, on_error)
     app.add_exception_handler(RequestValidationError, on_validation)
     app.add_exception_handler(StarletteHTTPException, on_http)
-    app.add_exception_handler(Exception, on_api_error)
+    app.add_exception_handler(Exception, on_error)

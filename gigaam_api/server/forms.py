@@ -11,7 +11,7 @@ import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import cast
+from typing import Any, cast
 
 from gigaam_api.formats import RESPONSE_FORMATS, Granularity, ResponseFormat
 from gigaam_api.server.errors import InvalidFieldError, ModelNotAcceptedError
@@ -19,6 +19,33 @@ from gigaam_api.types import VadOptions
 
 FormFields = Mapping[str, Sequence[str]]
 """Every non-file form field by name, each with its values in the order sent."""
+
+FORM_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["file"],
+    "properties": {
+        "file": {"type": "string", "format": "binary", "description": "Audio or video file."},
+        "model": {"type": "string", "description": "Loaded model, ALLOWED_MODELS or an alias."},
+        "response_format": {"type": "string", "enum": list(RESPONSE_FORMATS)},
+        "timestamp_granularities[]": {
+            "type": "array",
+            "items": {"type": "string", "enum": ["word", "segment"]},
+        },
+        "language": {"type": "string", "description": "Accepted and ignored (Russian only)."},
+        "prompt": {"type": "string", "description": "Accepted and ignored."},
+        "temperature": {"type": "number", "description": "Accepted and ignored."},
+        "stream": {"type": "boolean", "description": "SSE for json and text."},
+        "chunking_strategy": {
+            "type": "string",
+            "description": '"auto" or {"type":"server_vad","threshold":0.5,...} as JSON',
+        },
+        "include[]": {"type": "array", "items": {"type": "string", "enum": ["logprobs"]}},
+    },
+}
+"""The OpenAI transcription form, for OpenAPI (the body is parsed by uploads.py, not FastAPI)."""
+FORM_OPENAPI: dict[str, Any] = {
+    "requestBody": {"required": True, "content": {"multipart/form-data": {"schema": FORM_SCHEMA}}}
+}
 
 _TRUE = {"true", "1", "yes", "on"}
 _FALSE = {"false", "0", "no", "off", ""}
@@ -237,6 +264,26 @@ def parse_transcription_form(
         stream=parse_bool("stream", _single(fields, "stream")),
         vad=_vad(fields),
         include=_include(fields),
+    )
+
+
+@dataclass(frozen=True)
+class ResultQuery:
+    """How a job's result is asked for: `?response_format=…&timestamp_granularities[]=…`."""
+
+    response_format: ResponseFormat
+    granularities: tuple[Granularity, ...]
+
+
+def parse_result_query(fields: FormFields, default_format: ResponseFormat) -> ResultQuery:
+    """Validate the query of GET …/jobs/{id}/result (the same leniency as the form).
+
+    Raises:
+        InvalidFieldError: an unknown format or granularity.
+    """
+    return ResultQuery(
+        _response_format(_single(fields, "response_format"), default_format),
+        _granularities(fields),
     )
 
 

@@ -1,7 +1,8 @@
-"""What one running server holds: settings, the model's loading state, the worker, the upload dir.
+"""What one running server holds: settings, the model's loading state, the worker, the jobs, the
+result cache and the upload dir.
 
 The model loads in a background thread so the server answers at once; until it is ready, the
-state says why not (downloading with progress, loading, or failed). No torch here.
+state says why not (downloading with progress, loading, or failed). No torch, no HTTP here.
 """
 
 from __future__ import annotations
@@ -13,7 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from gigaam_api.server.errors import ServiceUnavailableError
+from gigaam_api.errors import ModelLoadFailedError, ModelLoadingError
+from gigaam_api.server.cache import ResultCache
+from gigaam_api.server.registry import JobRegistry
 from gigaam_api.server.worker import Worker
 from gigaam_api.settings import Settings
 from gigaam_api.types import DownloadProgress, Transcriber
@@ -70,25 +73,52 @@ class ModelState:
         logger.info("Model %s loaded on %s", transcriber.model_id, transcriber.device)
 
     def ready(self) -> Transcriber:
-        """The transcriber, or the 503 that explains why there is none yet.
+        """The transcriber, or the error that explains why there is none yet.
 
         Raises:
-            ServiceUnavailableError: still loading (with Retry-After) or failed to load.
+            ModelLoadingError: still downloading or loading (retry after LOADING_RETRY_AFTER_S).
+            ModelLoadFailedError: the load failed.
         """
         snapshot = self.snapshot()
         if snapshot.transcriber is not None:
             return snapshot.transcriber
         if snapshot.status == "error":
-            raise ServiceUnavailableError(
-                f"The model failed to load: {snapshot.error}. See /health and the server log.",
-                code="model_unavailable",
-                retry_after_s=None,
+            raise ModelLoadFailedError(
+                f"The model failed to load: {snapshot.error}. See /health and the server log."
             )
-        raise ServiceUnavailableError(
+        raise ModelLoadingError(
             "The model is still loading; retry shortly (progress at /health).",
-            code="model_loading",
             retry_after_s=LOADING_RETRY_AFTER_S,
         )
+
+
+@dataclass(frozen=True)
+class CacheState:
+    """The result cache, or why there is none (CACHE_DIR empty or unusable)."""
+
+    cache: ResultCache | None
+    problem: str | None
+
+
+def open_cache(settings: Settings) -> CacheState:
+    """Open CACHE_DIR; an unusable directory is logged and turns the cache off (D-084)."""
+    if not settings.cache_dir:
+        return CacheState(None, "CACHE_DIR is empty: results are kept in memory only")
+    directory = Path(settings.cache_dir).expanduser()
+    try:
+        cache = ResultCache.open(
+            directory,
+            ttl_s=settings.cache_ttl_hours * 3600,
+            max_bytes=settings.cache_max_mb * 1024 * 1024,
+        )
+    except OSError as exc:
+        problem = (
+            f"CACHE_DIR {directory} is not usable ({exc.strerror or exc}); results are kept "
+            "in memory only. Set CACHE_DIR to a writable directory (./cache for native runs)."
+        )
+        logger.warning("%s", problem)
+        return CacheState(None, problem)
+    return CacheState(cache, None)
 
 
 @dataclass
@@ -98,6 +128,8 @@ class Runtime:
     settings: Settings
     model: ModelState
     worker: Worker
+    jobs: JobRegistry
+    cache: CacheState
     upload_dir: Path
 
     def start_loading(self, factory: TranscriberFactory) -> threading.Thread:

@@ -1,15 +1,21 @@
-"""A multipart upload streamed straight to one temporary file, with the size cap enforced as bytes
-arrive: an oversized body is cut off at MAX_UPLOAD_MB and its partial file deleted at once.
+"""A multipart upload streamed straight to one temporary file, under a size cap and deadlines.
 
-Starlette's own form parser spools every file without a total limit, so the body is parsed here
-with python-multipart's streaming parser. Knows nothing of audio, forms' meaning or the model.
+An oversized body is cut off at MAX_UPLOAD_MB, a stalled one after UPLOAD_IDLE_TIMEOUT_S, a
+crawling one below UPLOAD_MIN_RATE_KIB_S; the partial file is deleted at once. The file's
+SHA-256 is computed as it is written (it names the job). Starlette's own form parser spools
+every file without a total limit, so the body is parsed here with python-multipart's streaming
+parser. Knows nothing of audio, forms' meaning or the model.
 """
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
 import os
 import re
 import tempfile
+import time
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
@@ -20,7 +26,7 @@ from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from gigaam_api.server.errors import InvalidFieldError, UploadTooLargeError
+from gigaam_api.server.errors import InvalidFieldError, UploadTimeoutError, UploadTooLargeError
 
 FILE_FIELD = "file"
 FIELDS_ALLOWANCE_BYTES = 1024 * 1024
@@ -29,6 +35,52 @@ _MAX_FIELD_BYTES = 64 * 1024
 _MAX_PARTS = 1000
 _FLUSH_BYTES = 1024 * 1024
 _SUFFIX = re.compile(r"^\.[A-Za-z0-9]{1,10}$")
+RATE_CHECK_AFTER_S = 10.0
+"""The mean-rate floor applies from this far into an upload (a start-up stall is forgiven)."""
+
+
+@dataclass(frozen=True)
+class UploadLimits:
+    """How big and how slow an upload may be; 0 turns a deadline off."""
+
+    max_bytes: int
+    idle_timeout_s: float = 0.0
+    min_rate_bytes_s: float = 0.0
+
+
+class UploadPace:
+    """The deadlines of one upload, on an injectable clock (pure: unit-testable without time)."""
+
+    def __init__(self, limits: UploadLimits, clock: Callable[[], float] = time.monotonic) -> None:
+        self._limits = limits
+        self._clock = clock
+        self._started_s = clock()
+        self._bytes = 0
+
+    def wait_s(self) -> float | None:
+        """How long to wait for the next piece of the body (None: for ever)."""
+        return self._limits.idle_timeout_s or None
+
+    def stalled(self) -> UploadTimeoutError:
+        return UploadTimeoutError(
+            f"The upload stalled: no data for {self._limits.idle_timeout_s:g} s "
+            "(UPLOAD_IDLE_TIMEOUT_S)."
+        )
+
+    def received(self, size_bytes: int) -> None:
+        """Count a piece of the body.
+
+        Raises:
+            UploadTimeoutError: past RATE_CHECK_AFTER_S, the mean rate is under the floor.
+        """
+        self._bytes += size_bytes
+        floor = self._limits.min_rate_bytes_s
+        elapsed_s = self._clock() - self._started_s
+        if floor and elapsed_s >= RATE_CHECK_AFTER_S and self._bytes / elapsed_s < floor:
+            raise UploadTimeoutError(
+                f"The upload is too slow: {self._bytes / elapsed_s / 1024:.1f} KiB/s on average, "
+                f"under the {floor / 1024:g} KiB/s floor (UPLOAD_MIN_RATE_KIB_S)."
+            )
 
 
 @dataclass
@@ -38,6 +90,8 @@ class Upload:
     path: Path | None = None
     filename: str | None = None
     size_bytes: int = 0
+    sha256: str = ""
+    """Hex SHA-256 of the stored file's bytes."""
     fields: dict[str, list[str]] = field(default_factory=dict)
 
     def discard(self) -> None:
@@ -72,7 +126,7 @@ class _Receiver:
         self.parts = 0
         self.pending = bytearray()
         self.file: BinaryIO | None = None
-        self.error: Exception | None = None
+        self.digest = hashlib.sha256()
 
     def callbacks(self) -> dict[str, object]:
         return {
@@ -157,7 +211,11 @@ class _Receiver:
             return
         data = bytes(self.pending)
         self.pending.clear()
-        await anyio.to_thread.run_sync(self.file.write, data)
+        await anyio.to_thread.run_sync(self._store, self.file, data)
+
+    def _store(self, file: BinaryIO, data: bytes) -> None:
+        self.digest.update(data)
+        file.write(data)
 
     def close(self) -> None:
         if self.file is not None:
@@ -187,17 +245,37 @@ def _check_declared_length(request: Request, limit_bytes: int) -> None:
         raise UploadTooLargeError(limit_bytes)
 
 
-async def receive_upload(request: Request, directory: Path, limit_bytes: int) -> Upload:
+async def _paced(request: Request, pace: UploadPace) -> AsyncIterator[bytes]:
+    """The body's pieces, each awaited no longer than the idle timeout allows."""
+    stream = request.stream()
+    try:
+        while True:
+            try:
+                chunk = await asyncio.wait_for(anext(stream), pace.wait_s())
+            except StopAsyncIteration:
+                return
+            except TimeoutError:
+                raise pace.stalled() from None
+            pace.received(len(chunk))
+            yield chunk
+    finally:
+        await stream.aclose()
+
+
+async def receive_upload(request: Request, directory: Path, limits: UploadLimits) -> Upload:
     """Read the request body into one temporary file under `directory` plus the form fields.
 
-    Stops reading the moment the file exceeds `limit_bytes` (or a declared Content-Length
-    already does); on any failure the partial file is deleted before the error propagates.
+    Stops reading the moment the file exceeds the size limit (or a declared Content-Length
+    already does), stalls or crawls; on any failure the partial file is deleted before the
+    error propagates.
 
     Raises:
         UploadTooLargeError: the upload is over the limit.
+        UploadTimeoutError: the upload stalled or is too slow.
         InvalidFieldError: not multipart, malformed, or no 'file' part.
         starlette.requests.ClientDisconnect: the client went away mid-upload.
     """
+    limit_bytes = limits.max_bytes
     _check_declared_length(request, limit_bytes)
     receiver = _Receiver(directory, limit_bytes)
     parser = MultipartParser(
@@ -206,7 +284,7 @@ async def receive_upload(request: Request, directory: Path, limit_bytes: int) ->
     )
     body_bytes = 0
     try:
-        async for chunk in request.stream():
+        async for chunk in _paced(request, UploadPace(limits)):
             body_bytes += len(chunk)
             if body_bytes > limit_bytes + FIELDS_ALLOWANCE_BYTES:
                 raise UploadTooLargeError(limit_bytes)
@@ -228,6 +306,7 @@ async def receive_upload(request: Request, directory: Path, limit_bytes: int) ->
     upload = receiver.upload
     if upload.path is None:
         raise InvalidFieldError(FILE_FIELD, "The 'file' field is required.")
+    upload.sha256 = receiver.digest.hexdigest()
     return upload
 
 

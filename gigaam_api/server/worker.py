@@ -1,59 +1,36 @@
-"""The one inference thread: admission under MAX_QUEUE, FIFO jobs, events back to the event loop.
+"""The one inference thread: admission under MAX_QUEUE and a FIFO line of work items.
 
-A slot is taken when a request arrives (before its upload is read) and given back when its job is
-done or abandoned; setting a job's cancel Event stops it within one batch, and a cancelled job
-still waiting in line is skipped. Knows the Transcriber protocol only: no HTTP, no formats.
+A slot is taken when a request arrives (before its upload is read) and given back when its work
+is done, withdrawn or refused; so MAX_QUEUE counts uploads, queued and running work. The items
+themselves (server/jobs.py) know what to run; this module knows only order, slots and the
+thread. No HTTP, no transcription.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import queue
 import threading
-import time
+from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
-from pathlib import Path
+from typing import Protocol
 
-from gigaam_api.errors import TranscriptionCancelledError
-from gigaam_api.server.errors import ServiceUnavailableError
-from gigaam_api.types import Segment, TranscribeOptions, Transcriber
+from gigaam_api.errors import QueueFullError
 
 logger = logging.getLogger(__name__)
 
 QUEUE_FULL_RETRY_AFTER_S = 5
 
 
-@dataclass(frozen=True)
-class Started:
-    """The audio was probed and accepted; the run begins (duration as probed)."""
+class WorkItem(Protocol):
+    """What the worker runs: `run` in the worker thread, `drop` when it will never run."""
 
-    duration_s: float
+    def run(self) -> bool:
+        """Do the work; False when it was cancelled before or while running."""
+        ...
 
-
-@dataclass(frozen=True)
-class SegmentReady:
-    segment: Segment
-
-
-@dataclass(frozen=True)
-class Finished:
-    duration_s: float
-    processing_s: float
-
-
-@dataclass(frozen=True)
-class Failed:
-    error: BaseException
-
-
-@dataclass(frozen=True)
-class Disconnected:
-    """The HTTP client went away (posted by the request side, not by the worker)."""
-
-
-JobEvent = Started | SegmentReady | Finished | Failed | Disconnected
+    def drop(self) -> None:
+        """Never run (withdrawn, or the server stops): report it and free what it holds."""
+        ...
 
 
 class Slot:
@@ -72,88 +49,66 @@ class Slot:
         self._on_release()
 
 
-class Job:
-    """One transcription: the worker fills `events`, the request side reads them."""
-
-    def __init__(
-        self,
-        transcriber: Transcriber,
-        path: Path,
-        options: TranscribeOptions,
-        slot: Slot,
-        loop: asyncio.AbstractEventLoop,
-    ) -> None:
-        self.transcriber = transcriber
-        self.path = path
-        self.options = options
-        self.slot = slot
-        self.cancel = threading.Event()
-        self.events: asyncio.Queue[JobEvent] = asyncio.Queue()
-        self._loop = loop
-
-    def emit(self, event: JobEvent) -> None:
-        """Hand an event to the event loop (safe from any thread; dropped after shutdown)."""
-        try:
-            self._loop.call_soon_threadsafe(self.events.put_nowait, event)
-        except RuntimeError:
-            logger.debug("event loop closed; dropping %s", type(event).__name__)
-
-    async def next_event(self, timeout_s: float | None = None) -> JobEvent | None:
-        """The next event, or None when timeout_s passes first."""
-        try:
-            return await asyncio.wait_for(self.events.get(), timeout_s)
-        except TimeoutError:
-            return None
-
-    def abandon(self) -> None:
-        """The client left: stop the run and wake whoever reads the events."""
-        self.cancel.set()
-        self.events.put_nowait(Disconnected())
-
-
 class Worker:
-    """A single daemon thread running jobs in arrival order."""
+    """A single daemon thread running items in arrival order."""
 
     def __init__(self, max_queue: int) -> None:
         self.max_queue = max_queue
         self._active = 0
         self._lock = threading.Lock()
-        self._jobs: queue.Queue[Job | None] = queue.Queue()
+        self._ready = threading.Condition(self._lock)
+        self._line: deque[WorkItem] = deque()
+        self._current: WorkItem | None = None
+        self._stopping = False
         self._thread = threading.Thread(target=self._run, name="gigaam-worker", daemon=True)
-        self._current: Job | None = None
         self.completed = 0
-        """Jobs that ran to the end (success or a typed failure)."""
+        """Items that ran to an end (a result or a failure)."""
         self.cancelled = 0
-        """Jobs stopped or skipped because their client left (or the server stopped)."""
+        """Items stopped or never started because they were cancelled."""
 
     @property
     def active(self) -> int:
-        """Admitted requests not yet finished: queued, uploading or running."""
+        """Admitted requests not yet finished: uploading, queued or running."""
         with self._lock:
             return self._active
 
     @property
-    def running(self) -> bool:
-        """Whether a job is being transcribed right now."""
-        return self._current is not None
+    def current(self) -> WorkItem | None:
+        """The item running now."""
+        with self._lock:
+            return self._current
+
+    @property
+    def idle(self) -> bool:
+        """Nothing runs and nothing waits: a new item would start at once."""
+        with self._lock:
+            return self._current is None and not self._line
+
+    def waiting(self) -> list[WorkItem]:
+        """The queued items, next first."""
+        with self._lock:
+            return list(self._line)
+
+    def position(self, item: WorkItem) -> int | None:
+        """1 for the next item to run, 2 after it…; None when `item` is not waiting."""
+        with self._lock:
+            for index, queued in enumerate(self._line):
+                if queued is item:
+                    return index + 1
+        return None
 
     def start(self) -> None:
         self._thread.start()
 
     def stop(self, timeout_s: float = 10.0) -> None:
-        """Cancel the running job, drop queued ones and join the thread."""
-        current = self._current
-        if current is not None:
-            current.cancel.set()
-        while True:
-            try:
-                job = self._jobs.get_nowait()
-            except queue.Empty:
-                break
-            if job is not None:
-                job.cancel.set()
-                self._finish(job)
-        self._jobs.put(None)
+        """Drop the waiting items, let the running one see its cancel, and join the thread."""
+        with self._lock:
+            self._stopping = True
+            dropped = list(self._line)
+            self._line.clear()
+            self._ready.notify_all()
+        for item in dropped:
+            item.drop()
         if self._thread.is_alive():
             self._thread.join(timeout_s)
 
@@ -161,14 +116,13 @@ class Worker:
         """Take a place for a new request.
 
         Raises:
-            ServiceUnavailableError: MAX_QUEUE requests are already admitted (503, Retry-After).
+            QueueFullError: MAX_QUEUE requests are already admitted (503 with Retry-After).
         """
         with self._lock:
             if self._active >= self.max_queue:
-                raise ServiceUnavailableError(
+                raise QueueFullError(
                     f"The server is busy: {self._active} transcriptions are queued or running "
                     f"(MAX_QUEUE={self.max_queue}). Retry later.",
-                    code="queue_full",
                     retry_after_s=QUEUE_FULL_RETRY_AFTER_S,
                 )
             self._active += 1
@@ -178,52 +132,44 @@ class Worker:
         with self._lock:
             self._active -= 1
 
-    def submit(self, job: Job) -> None:
-        """Queue a job; from here on the worker owns its file and slot."""
-        self._jobs.put(job)
+    def submit(self, item: WorkItem) -> None:
+        """Put an item at the end of the line; it runs after everything queued before it."""
+        with self._lock:
+            if not self._stopping:
+                self._line.append(item)
+                self._ready.notify()
+                return
+        item.drop()
+
+    def withdraw(self, item: WorkItem) -> bool:
+        """Take a waiting item out of the line and drop it; False if it is not waiting."""
+        with self._lock:
+            try:
+                self._line.remove(item)
+            except ValueError:
+                return False
+            self.cancelled += 1
+        item.drop()
+        return True
 
     def _run(self) -> None:
         while True:
-            job = self._jobs.get()
-            if job is None:
-                return
-            self._current = job
+            with self._lock:
+                while not self._line and not self._stopping:
+                    self._ready.wait()
+                if self._stopping:
+                    return
+                item = self._current = self._line.popleft()
+            finished = False
             try:
-                if job.cancel.is_set() or not self._execute(job):
-                    self.cancelled += 1
-                else:
-                    self.completed += 1
+                finished = item.run()
+            except Exception:  # run() reports its own failures; this is a bug in it
+                logger.exception("a work item failed outside its own error handling")
+                finished = True
             finally:
-                self._current = None
-                self._finish(job)
-
-    @staticmethod
-    def _finish(job: Job) -> None:
-        job.path.unlink(missing_ok=True)
-        job.slot.release()
-
-    @staticmethod
-    def _execute(job: Job) -> bool:
-        """Run one job, reporting through its events; False when it was cancelled."""
-        started_s = time.perf_counter()
-        try:
-            transcription = job.transcriber.transcribe(job.path, job.options, job.cancel)
-        except Exception as exc:  # a typed AudioError at probe time, or a bug
-            job.emit(Failed(exc))
-            return True
-        try:
-            job.emit(Started(transcription.duration_s))
-            for segment in transcription:
-                if job.cancel.is_set():
-                    raise TranscriptionCancelledError("the client disconnected")
-                job.emit(SegmentReady(segment))
-            job.emit(Finished(transcription.duration_s, time.perf_counter() - started_s))
-        except TranscriptionCancelledError as exc:
-            logger.info("transcription cancelled after %.2f s", time.perf_counter() - started_s)
-            job.emit(Failed(exc))
-            return False
-        except Exception as exc:
-            job.emit(Failed(exc))
-        finally:
-            transcription.close()
-        return True
+                with self._lock:
+                    self._current = None
+                    if finished:
+                        self.completed += 1
+                    else:
+                        self.cancelled += 1

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 
 import pytest
@@ -66,41 +65,6 @@ def test_serve_overrides_host_and_port() -> None:
 
 
 # ------------------------------------------------------------------------------ pure helpers
-
-
-@pytest.mark.parametrize(
-    ("fraction", "expected"),
-    [
-        (0.0, "f.wav [..........]   0% 0 s"),
-        (0.5, "f.wav [#####.....]  50% 0 s"),
-        (1.0, "f.wav [##########] 100% 0 s"),
-        (1.7, "f.wav [##########] 100% 0 s"),
-        (None, "f.wav 0 s"),
-    ],
-)
-def test_render_bar(fraction: float | None, expected: str) -> None:
-    assert cli.render_bar("f.wav", fraction, "0 s", width=10) == expected
-
-
-def test_progress_without_a_terminal_prints_a_line_per_ten_percent() -> None:
-    stream = io.StringIO()
-    bar = cli.ProgressBar("x", stream, interactive=False)
-    for fraction in (0.05, 0.07, 0.15, 0.16, 0.95, 1.0):
-        bar.update(fraction)
-    bar.finish()
-    percents = [line.split("]")[1].strip() for line in stream.getvalue().splitlines()]
-    assert percents == ["5%", "15%", "95%", "100%"]
-
-
-def test_progress_on_a_terminal_redraws_one_line() -> None:
-    stream = io.StringIO()
-    bar = cli.ProgressBar("x", stream, interactive=True)
-    bar.update(0.25)
-    bar.update(0.5)
-    bar.finish()
-    output = stream.getvalue()
-    assert output.count("\r") == 2
-    assert output.endswith(cli.render_bar("x", 0.5) + "\n")
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,5 @@
-"""GET /health: public liveness and readiness, with download progress while the model loads."""
+"""GET /health: public liveness and readiness, with download progress while the model loads,
+and the queue (each job's progress and ETA, never its id) and result cache once it runs."""
 
 from __future__ import annotations
 
@@ -8,16 +9,28 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from gigaam_api.server.deps import RuntimeDep
-from gigaam_api.server.runtime import LOADING_RETRY_AFTER_S
+from gigaam_api.server.runtime import LOADING_RETRY_AFTER_S, Runtime
+from gigaam_api.server.views import queue_view
 
 router = APIRouter(tags=["health"])
 
 
+def _cache_view(runtime: Runtime) -> dict[str, Any]:
+    cache = runtime.cache.cache
+    if cache is None:
+        return {"enabled": False, "problem": runtime.cache.problem}
+    return {
+        "enabled": True,
+        "dir": str(cache.directory),
+        "entries": len(cache),
+        "size_mb": round(cache.size_bytes / (1024 * 1024), 1),
+    }
+
+
 @router.get("/health", summary="Liveness and readiness (public)")
-def health(runtime: RuntimeDep) -> JSONResponse:
+async def health(runtime: RuntimeDep) -> JSONResponse:
     """200 with the loaded model; 503 while loading (with progress) or after a load failure."""
     snapshot = runtime.model.snapshot()
-    queue = {"active": runtime.worker.active, "max": runtime.settings.max_queue}
     if snapshot.transcriber is not None:
         return JSONResponse(
             {
@@ -25,7 +38,10 @@ def health(runtime: RuntimeDep) -> JSONResponse:
                 "model": snapshot.transcriber.model_id,
                 "device": snapshot.transcriber.device,
                 "loaded": True,
-                "queue": queue,
+                "queue": queue_view(
+                    runtime.jobs, runtime.worker.active, runtime.settings.max_queue
+                ),
+                "cache": _cache_view(runtime),
             }
         )
     body: dict[str, Any] = {

@@ -1,91 +1,46 @@
-"""POST /v1/audio/transcriptions: admit, stream the upload to disk, queue the job, answer.
+"""POST /v1/audio/transcriptions: the OpenAI endpoint, answered from a shared job.
 
-Order of checks: model ready (503) -> a queue slot (503) -> upload under the cap (413) -> form
-fields and model name (400) -> the worker probes the audio (400) -> a body or an SSE stream.
+The request finds or queues its job (server/intake.py), then answers one of three ways:
+- `stream=true` (json, text): SSE at once, with queue and progress comments while it waits;
+- json / verbose_json: the body when ready; a job still computing after SYNC_HEARTBEAT_S
+  commits a 200 and sends a space at that interval until the body (D-083);
+- text / srt / vtt: the body when ready.
+A job that starts at once is first given its probe, so a bad file is still a plain 400. A client
+that leaves stops waiting; the job runs on for JOB_GRACE_S in case its retry comes back.
 """
 
 from __future__ import annotations
 
-import asyncio
-from dataclasses import replace
+import json
+from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse, Response, StreamingResponse
+from fastapi.responses import Response, StreamingResponse
 from starlette.requests import ClientDisconnect
 
-from gigaam_api.formats import MEDIA_TYPES, render
+from gigaam_api.formats import render
 from gigaam_api.server import sse
 from gigaam_api.server.deps import RuntimeDep
-from gigaam_api.server.errors import error_response
-from gigaam_api.server.forms import TranscriptionForm, check_model, parse_transcription_form
+from gigaam_api.server.errors import describe, error_body
+from gigaam_api.server.forms import FORM_OPENAPI, TranscriptionForm
+from gigaam_api.server.intake import Watch, take_job
+from gigaam_api.server.jobs import JobResult
 from gigaam_api.server.logs import CLIENT_CLOSED_STATUS, RequestLog, request_log
-from gigaam_api.server.runtime import Runtime
-from gigaam_api.server.uploads import receive_upload
-from gigaam_api.server.worker import (
-    Disconnected,
-    Failed,
-    Finished,
-    Job,
-    SegmentReady,
-    Started,
-)
-from gigaam_api.settings import Settings
-from gigaam_api.types import Segment, TranscribeOptions, Transcriber
+from gigaam_api.server.registry import JobRegistry
+from gigaam_api.server.views import result_response
 
 router = APIRouter(tags=["audio"])
 
-_MIB = 1024 * 1024
 _STREAMABLE = ("json", "text")
-
-_FORM_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "required": ["file"],
-    "properties": {
-        "file": {"type": "string", "format": "binary", "description": "Audio or video file."},
-        "model": {"type": "string", "description": "Loaded model, ALLOWED_MODELS or an alias."},
-        "response_format": {
-            "type": "string",
-            "enum": ["json", "text", "verbose_json", "srt", "vtt"],
-        },
-        "timestamp_granularities[]": {
-            "type": "array",
-            "items": {"type": "string", "enum": ["word", "segment"]},
-        },
-        "language": {"type": "string", "description": "Accepted and ignored (Russian only)."},
-        "prompt": {"type": "string", "description": "Accepted and ignored."},
-        "temperature": {"type": "number", "description": "Accepted and ignored."},
-        "stream": {"type": "boolean", "description": "SSE for json and text."},
-        "chunking_strategy": {
-            "type": "string",
-            "description": '"auto" or {"type":"server_vad","threshold":0.5,...} as JSON',
-        },
-        "include[]": {"type": "array", "items": {"type": "string", "enum": ["logprobs"]}},
-    },
-}
-_OPENAPI = {
-    "requestBody": {
-        "required": True,
-        "content": {"multipart/form-data": {"schema": _FORM_SCHEMA}},
-    }
-}
+_HEARTBEAT_FORMATS = ("json", "verbose_json")
+"""Formats whose body may start with whitespace: JSON ignores it, text and subtitles would not."""
+_HEARTBEAT = b" "
 
 
-def _options(settings: Settings, form: TranscriptionForm) -> TranscribeOptions:
-    options = settings.transcribe_options()
-    if form.vad is not None:
-        options = replace(options, vad=form.vad.apply(options.vad))
-    # json and text never show times, so skip computing them
-    return replace(options, word_timestamps=form.response_format not in _STREAMABLE)
-
-
-async def _watch_disconnect(request: Request, job: Job) -> None:
-    """After the body is read, the next ASGI message can only be the client's disconnect."""
-    while True:
-        message = await request.receive()
-        if message["type"] == "http.disconnect":
-            job.abandon()
-            return
+def _log_result(log: RequestLog, result: JobResult) -> None:
+    log.audio_s = result.duration_s
+    log.processing_s = result.processing_s
 
 
 def _client_gone(log: RequestLog) -> Response:
@@ -93,107 +48,102 @@ def _client_gone(log: RequestLog) -> Response:
     return Response(status_code=CLIENT_CLOSED_STATUS)
 
 
-async def _queue_job(
-    request: Request, runtime: Runtime, transcriber: Transcriber, log: RequestLog
-) -> tuple[Job, TranscriptionForm]:
-    slot = runtime.worker.admit()
-    submitted = False
-    try:
-        upload = await receive_upload(
-            request, runtime.upload_dir, runtime.settings.max_upload_mb * _MIB
-        )
-        assert upload.path is not None
-        try:
-            form = parse_transcription_form(upload.fields, runtime.settings.default_response_format)
-            check_model(
-                form.model,
-                transcriber.model_id,
-                runtime.settings.allowed_models,
-                runtime.settings.model_aliases,
-            )
-        except BaseException:
-            upload.discard()
-            raise
-        log.response_format = form.response_format
-        job = Job(
-            transcriber,
-            upload.path,
-            _options(runtime.settings, form),
-            slot,
-            asyncio.get_running_loop(),
-        )
-        runtime.worker.submit(job)
-        submitted = True
-        return job, form
-    finally:
-        if not submitted:
-            slot.release()
-
-
 @router.post(
     "/audio/transcriptions",
     summary="Transcribe audio (OpenAI-compatible)",
-    openapi_extra=_OPENAPI,
+    openapi_extra=FORM_OPENAPI,
     response_model=None,
 )
 async def create_transcription(request: Request, runtime: RuntimeDep) -> Response:
     log = request_log(request)
-    transcriber = runtime.model.ready()
-    log.model = transcriber.model_id
     try:
-        job, form = await _queue_job(request, runtime, transcriber, log)
+        intake = await take_job(request, runtime, pinned=False)
     except ClientDisconnect:
         return _client_gone(log)
-    watcher = asyncio.create_task(_watch_disconnect(request, job))
+    job, form = intake.job, intake.form
+    log.model = job.model
+    log.response_format = form.response_format
+    headers = {"X-Model": job.model, "X-Job-Id": job.id}
+    watch = Watch(runtime.jobs, job, request.receive, holds=True)
     handed_over = False
     try:
-        first = await job.next_event()
-        if isinstance(first, Failed):
-            return error_response(first.error)
-        if not isinstance(first, Started):
+        if intake.acquired.starts_at_once:
+            await watch.until_probed()
+        if watch.gone:
             return _client_gone(log)
-        log.audio_s = first.duration_s
-        headers = {"X-Model": transcriber.model_id}
+        if job.status == "failed" and job.error is not None:
+            raise job.error
         if form.stream and form.response_format in _STREAMABLE:
             handed_over = True
             return StreamingResponse(
-                sse.iter_sse(job, on_end=lambda finished, _: _end_stream(watcher, log, finished)),
+                sse.iter_sse(
+                    watch,
+                    runtime.jobs,
+                    keepalive_s=runtime.settings.sse_keepalive_s,
+                    on_end=lambda: _end_stream(watch, runtime.jobs, log),
+                ),
                 media_type=sse.MEDIA_TYPE,
-                headers={**headers, "Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+                headers={**headers, **sse.HEADERS},
             )
-        return await _complete(job, form, log, headers)
+        heartbeat_s = runtime.settings.sync_heartbeat_s
+        if form.response_format not in _HEARTBEAT_FORMATS:
+            heartbeat_s = 0.0
+        while not job.terminal:
+            woke = await watch.wait(heartbeat_s or None)
+            if watch.gone:
+                return _client_gone(log)
+            if not woke and not job.terminal:
+                handed_over = True
+                return StreamingResponse(
+                    _heartbeats(watch, runtime.jobs, form, log, heartbeat_s),
+                    media_type="application/json",
+                    headers=headers,
+                )
+        result = await runtime.jobs.result(job)  # raises the job's error
+        _log_result(log, result)
+        return result_response(result, form.response_format, form.granularities, headers)
     finally:
         if not handed_over:
-            watcher.cancel()
-            job.cancel.set()  # no-op when finished; stops the worker on any early exit
+            watch.close()
 
 
-def _end_stream(watcher: asyncio.Task[None], log: RequestLog, finished: Finished | None) -> None:
-    client_left = watcher.done() and not watcher.cancelled()
-    watcher.cancel()
-    if finished is not None:
-        log.audio_s = finished.duration_s
-        log.processing_s = finished.processing_s
-    elif client_left:
+def _end_stream(watch: Watch, jobs: JobRegistry, log: RequestLog) -> None:
+    job = watch.job
+    if job.status == "done":
+        log.audio_s = job.duration_s
+        if job.result is not None:
+            log.processing_s = job.result.processing_s
+    elif watch.gone:
         log.status_override = CLIENT_CLOSED_STATUS
 
 
-async def _complete(
-    job: Job, form: TranscriptionForm, log: RequestLog, headers: dict[str, str]
-) -> Response:
-    segments: list[Segment] = []
-    while True:
-        event = await job.next_event()
-        if isinstance(event, SegmentReady):
-            segments.append(event.segment)
-        elif isinstance(event, Finished):
-            log.audio_s = event.duration_s
-            log.processing_s = event.processing_s
-            body = render(form.response_format, segments, event.duration_s, form.granularities)
-            if isinstance(body, dict):
-                return JSONResponse(body, headers=headers)
-            return Response(body, media_type=MEDIA_TYPES[form.response_format], headers=headers)
-        elif isinstance(event, Failed):
-            return error_response(event.error)
-        elif isinstance(event, Disconnected):
-            return _client_gone(log)
+async def _heartbeats(
+    watch: Watch, jobs: JobRegistry, form: TranscriptionForm, log: RequestLog, interval_s: float
+) -> AsyncIterator[bytes]:
+    """A committed 200: spaces at `interval_s` until the JSON body, or an OpenAI error object
+    when the job fails after all (its status can no longer change)."""
+    job = watch.job
+    answered = False
+    try:
+        yield _HEARTBEAT
+        while not job.terminal and not watch.gone:
+            if not await watch.wait(interval_s):
+                yield _HEARTBEAT
+        if watch.gone:
+            return
+        body: dict[str, Any] | str
+        try:
+            result = await jobs.result(job)
+        except Exception as exc:
+            body = error_body(describe(exc))
+        else:
+            _log_result(log, result)
+            body = render(
+                form.response_format, result.segments, result.duration_s, form.granularities
+            )
+        answered = True
+        yield json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+    finally:
+        watch.close()
+        if not answered:
+            log.status_override = CLIENT_CLOSED_STATUS

@@ -1,17 +1,38 @@
-"""A scripted Transcriber for unit tests of the worker and SSE logic (no audio, no model)."""
+"""A scripted Transcriber for unit tests of the jobs, registry and SSE logic (no audio, no model),
+and a client whose disconnect a test triggers."""
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+
+from starlette.types import Message
 
 from gigaam_api.errors import TranscriptionCancelledError
 from gigaam_api.types import Segment, TranscribeOptions
 
 
+class FakeClient:
+    """An ASGI `receive` that answers `http.disconnect` once leave() is called."""
+
+    def __init__(self) -> None:
+        self._left = asyncio.Event()
+
+    async def receive(self) -> Message:
+        await self._left.wait()
+        return {"type": "http.disconnect"}
+
+    def leave(self) -> None:
+        self._left.set()
+
+
 class ScriptedRun:
-    """Yields the given segments; raises `fail_with` after them; honours cancel per segment."""
+    """Yields the given segments; raises `fail_with` after them; honours cancel per segment.
+
+    With `step`, each segment waits until the test sets it (cancel is noticed while waiting).
+    """
 
     def __init__(
         self,
@@ -32,7 +53,9 @@ class ScriptedRun:
     def __iter__(self) -> Iterator[Segment]:
         for segment in self._segments:
             if self._step is not None:
-                self._step.wait(10)
+                while not self._step.wait(0.01):
+                    if self._cancel.is_set():
+                        raise TranscriptionCancelledError("cancelled")
                 self._step.clear()
             if self._cancel.is_set():
                 raise TranscriptionCancelledError("cancelled")
@@ -73,6 +96,7 @@ class ScriptedTranscriber:
         self.step = step
         self.runs: list[ScriptedRun] = []
         self.paths: list[Path] = []
+        self.calls = 0
 
     @property
     def model_id(self) -> str:
@@ -85,6 +109,7 @@ class ScriptedTranscriber:
     def transcribe(
         self, path: Path, options: TranscribeOptions, cancel: threading.Event
     ) -> ScriptedRun:
+        self.calls += 1
         self.paths.append(path)
         if self.probe_error is not None:
             raise self.probe_error

@@ -1,4 +1,4 @@
-"""The one table from exceptions to OpenAI error bodies and statuses."""
+"""The one table from exceptions to OpenAI error bodies, statuses and headers."""
 
 from __future__ import annotations
 
@@ -9,13 +9,20 @@ from gigaam_api.errors import (
     AudioToolMissingError,
     AudioTooLongError,
     CheckpointError,
+    JobNotDoneError,
+    JobNotFoundError,
+    ModelLoadFailedError,
+    ModelLoadingError,
+    QueueFullError,
+    TranscriptionCancelledError,
 )
 from gigaam_api.server.errors import (
     AuthError,
     ErrorInfo,
     InvalidFieldError,
     ModelNotAcceptedError,
-    ServiceUnavailableError,
+    ModelNotFoundError,
+    UploadTimeoutError,
     UploadTooLargeError,
     describe,
     error_body,
@@ -42,17 +49,18 @@ from gigaam_api.server.errors import (
             "model_not_found",
         ),
         (AuthError("who?"), 401, "invalid_request_error", None, "invalid_api_key"),
+        (ModelNotFoundError("x"), 404, "invalid_request_error", "model", "model_not_found"),
+        (JobNotFoundError("gone"), 404, "invalid_request_error", None, "job_not_found"),
+        (UploadTimeoutError("slow"), 408, "invalid_request_error", "file", "upload_timeout"),
+        (JobNotDoneError("wait"), 409, "invalid_request_error", None, "job_not_done"),
+        (TranscriptionCancelledError("x"), 409, "invalid_request_error", None, "job_cancelled"),
         (UploadTooLargeError(1024 * 1024), 413, "invalid_request_error", "file", "file_too_large"),
         (AudioToolMissingError("no ffmpeg"), 500, "server_error", None, "audio_tool_missing"),
         (CheckpointError("broken"), 500, "server_error", None, None),
         (RuntimeError("secret internals"), 500, "server_error", None, None),
-        (
-            ServiceUnavailableError("busy", code="queue_full", retry_after_s=5),
-            503,
-            "server_error",
-            None,
-            "queue_full",
-        ),
+        (QueueFullError("busy", retry_after_s=5), 503, "server_error", None, "queue_full"),
+        (ModelLoadingError("wait", retry_after_s=10), 503, "server_error", None, "model_loading"),
+        (ModelLoadFailedError("dead"), 503, "server_error", None, "model_unavailable"),
     ],
 )
 def test_status_and_fields(
@@ -73,11 +81,21 @@ def test_unexpected_errors_do_not_leak_their_message() -> None:
 
 
 def test_retry_after_and_should_retry_headers() -> None:
-    busy = describe(ServiceUnavailableError("busy", code="queue_full", retry_after_s=5))
+    busy = describe(QueueFullError("busy", retry_after_s=5))
     assert dict(busy.headers) == {"Retry-After": "5"}
-    broken = describe(ServiceUnavailableError("dead", code="model_unavailable", retry_after_s=None))
-    assert dict(broken.headers) == {"x-should-retry": "false"}
+    assert dict(describe(ModelLoadFailedError("dead")).headers) == {"x-should-retry": "false"}
     assert dict(describe(AuthError("x")).headers) == {"WWW-Authenticate": "Bearer"}
+    # a cancelled or unfinished job is not worth a retry (openai-python retries 409)
+    assert dict(describe(TranscriptionCancelledError("x")).headers) == {"x-should-retry": "false"}
+    assert dict(describe(JobNotDoneError("x")).headers) == {"x-should-retry": "false"}
+    assert describe(CheckpointError("x")).headers == ()
+
+
+def test_the_most_specific_rule_wins() -> None:
+    class OddAudio(AudioDecodeError):
+        pass
+
+    assert describe(OddAudio("odd")).code == "invalid_audio"  # inherits its parent's rule
 
 
 def test_body_has_exactly_the_four_openai_keys() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from gigaam_api.server.errors import InvalidFieldError, ModelNotAcceptedError
+from gigaam_api.server.errors import InvalidFieldError, ModelNotAcceptedError, describe
 from gigaam_api.server.forms import (
     VadOverrides,
     check_model,
@@ -158,7 +158,7 @@ def test_invalid_values_name_their_field(fields: dict[str, list[str]], param: st
     with pytest.raises(InvalidFieldError) as caught:
         parse_transcription_form(fields, "json")
     assert caught.value.param == param
-    assert caught.value.status_code == 400
+    assert describe(caught.value).status_code == 400
 
 
 @pytest.mark.parametrize("model", [None, "v3_ctc", "v3_rnnt", "whisper-1", "gpt-4o-transcribe"])
@@ -174,5 +174,5 @@ def test_unknown_model_is_refused_with_the_accepted_names() -> None:
     with pytest.raises(ModelNotAcceptedError) as caught:
         check_model("whisper-2", "v3_ctc", ["v3_ctc", "v3_rnnt"], ["whisper-1"])
     assert caught.value.param == "model"
-    assert caught.value.code == "model_not_found"
-    assert "v3_ctc, v3_rnnt, whisper-1" in caught.value.message
+    assert describe(caught.value).code == "model_not_found"
+    assert "v3_ctc, v3_rnnt, whisper-1" in str(caught.value)

@@ -73,7 +73,7 @@ class Settings(BaseSettings):
     )
     """Names that mean 'the loaded model' (comma-separated), for clients that hard-code them."""
 
-    # Jobs: upload deadlines, shared jobs and their result cache, heartbeats (see D-080..D-088)
+    # Jobs: upload deadlines, shared jobs and their result cache, heartbeats (D-080..D-092)
     upload_idle_timeout_s: float = Field(default=30.0, ge=0)
     """An upload that sends no byte for this long is dropped with 408; 0 = no limit."""
     upload_min_rate_kib_s: float = Field(default=8.0, ge=0)

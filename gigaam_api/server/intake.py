@@ -9,7 +9,6 @@ changes or its client disconnects, and tells the registry when a holding client 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import hashlib
 import json
@@ -39,7 +38,7 @@ _NOT_IN_KEY = ("batch_size",)
 
 def job_options(settings: Settings, form: TranscriptionForm) -> TranscribeOptions:
     """The options a request's job runs with; word timestamps always, so any format can be
-    rendered from one result (D-082)."""
+    rendered from one result (D-081)."""
     options = settings.transcribe_options()
     if form.vad is not None:
         options = replace(options, vad=form.vad.apply(options.vad))
@@ -49,7 +48,7 @@ def job_options(settings: Settings, form: TranscriptionForm) -> TranscribeOption
 def job_key(
     audio_sha256: str, transcriber: Transcriber, settings: Settings, options: TranscribeOptions
 ) -> str:
-    """SHA-256 over the audio's hash and everything that changes its transcript (D-081)."""
+    """SHA-256 over the audio's hash and everything that changes its transcript (D-080)."""
     described = {
         "version": __version__,
         "audio_sha256": audio_sha256,
@@ -169,11 +168,3 @@ class Watch:
         self._listener.cancel()
         self.job.unsubscribe(self._wake)
         self._let_go()
-
-    async def __aenter__(self) -> Watch:
-        return self
-
-    async def __aexit__(self, *_: object) -> None:
-        self.close()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._listener

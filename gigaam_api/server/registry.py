@@ -106,7 +106,7 @@ class JobRegistry:
         self._jobs[job.id] = job
         self._by_key[job.key] = job
         self._worker.submit(job.run)
-        logger.info("job %s queued (key %s)", job.id, job.key[:16])
+        logger.debug("job %s queued (key %s)", job.id, job.key[:16])
         return Acquired(job, "new", starts_at_once)
 
     async def find(self, job_id: str) -> Job:

@@ -16,6 +16,7 @@ from tests.fixtures.server import (
     WAIT_S,
     RunningServer,
     ServerFactory,
+    post_audio,
     request_bytes,
     send_raw,
     until,
@@ -32,15 +33,6 @@ def speech_five_minutes(audio_dir: Path, speech_long: Path) -> Path:
 def speech_four_minutes(audio_dir: Path, speech_long: Path) -> Path:
     """Other long audio (a job of its own, not shared with speech_five_minutes)."""
     return stitch([speech_long] * 3, audio_dir / "speech_four_minutes.wav")
-
-
-def _short_post(server: RunningServer, audio: Path) -> httpx.Response:
-    return httpx.post(
-        f"{server.base_url}/v1/audio/transcriptions",
-        files={"file": (audio.name, audio.read_bytes(), "audio/wav")},
-        data={"model": "whisper-1"},
-        timeout=WAIT_S,
-    )
 
 
 def test_burst_of_max_queue_plus_three_rejects_exactly_the_extra(
@@ -111,7 +103,7 @@ def test_sync_client_disconnect_cancels_and_frees_the_worker(
     until(lambda: len(worker.waiting()) == 1, "the second job to queue")
     waiting.close()
     long_request.close()
-    short = _short_post(api_server, speech_wav_short)
+    short = post_audio(api_server, speech_wav_short)
     assert short.status_code == 200
     assert "text" in short.json()
     api_server.assert_clean()
@@ -135,7 +127,7 @@ def test_stream_client_disconnect_cancels_and_frees_the_worker(
         first = next(line for line in response.iter_lines() if line.startswith("data: "))
         assert '"type":"transcript.text.delta"' in first
     # leaving the block closed the connection mid-stream
-    short = _short_post(api_server, speech_wav_short)
+    short = post_audio(api_server, speech_wav_short)
     assert short.status_code == 200
     api_server.assert_clean()
     assert worker.cancelled == cancelled_before + 1
@@ -157,7 +149,7 @@ def test_a_stream_waiting_in_the_queue_talks_at_once_and_while_it_runs(
     gate = Gate()
     server = server_factory(transcriber_factory=gated_factory(gate), sse_keepalive_s=0.2)
     worker = server.runtime.worker
-    ahead = threading.Thread(target=_short_post, args=(server, speech_wav_short))
+    ahead = threading.Thread(target=post_audio, args=(server, speech_wav_short))
     ahead.start()
     until(lambda: gate.waiting == 1, "the job ahead to be held")
     lines: list[str] = []

@@ -10,23 +10,14 @@ import httpx
 
 from tests.fixtures.server import (
     WAIT_S,
-    RunningServer,
     ServerFactory,
+    post_audio,
     request_bytes,
     send_raw,
     until,
 )
 
 _IDLE_S = 3.0
-
-
-def _post(server: RunningServer, audio: Path) -> httpx.Response:
-    return httpx.post(
-        f"{server.base_url}/v1/audio/transcriptions",
-        files={"file": (audio.name, audio.read_bytes(), "audio/wav")},
-        data={"model": "whisper-1"},
-        timeout=WAIT_S,
-    )
 
 
 def _read_response(sock: socket.socket) -> bytes:
@@ -47,7 +38,7 @@ def test_half_sent_uploads_time_out_and_free_the_queue(
     went_quiet_s = time.monotonic()
     idle = [send_raw(server, payload[: len(payload) // 2]) for _ in range(2)]
     until(lambda: server.runtime.worker.active == 2, "the idle uploads to be admitted")
-    locked_out = _post(server, speech_wav_short)
+    locked_out = post_audio(server, speech_wav_short)
     if time.monotonic() - went_quiet_s < _IDLE_S:  # (always, unless this machine stalled)
         assert locked_out.status_code == 503  # both slots are held by the idle uploads
 
@@ -62,7 +53,7 @@ def test_half_sent_uploads_time_out_and_free_the_queue(
         assert error["type"] == "invalid_request_error"
         assert "UPLOAD_IDLE_TIMEOUT_S" in error["message"]
 
-    served = _post(server, speech_wav_short)
+    served = post_audio(server, speech_wav_short)
     assert served.status_code == 200, served.text
     assert served.json()["text"]
     server.assert_clean()

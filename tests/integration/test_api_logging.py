@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from gigaam_api.server.logs import JsonFormatter
-from tests.fixtures.server import RunningServer
+from tests.fixtures.server import RunningServer, collect_logs
 
 FIELDS = {
     "request_id",
@@ -35,15 +35,6 @@ def _fields(record: logging.LogRecord) -> dict[str, Any]:
     return fields
 
 
-class _Collect(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
-        self.records: list[logging.LogRecord] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.records.append(record)
-
-
 def _records_of(
     records: list[logging.LogRecord], request_id: str, timeout_s: float = 10.0
 ) -> list[logging.LogRecord]:
@@ -58,11 +49,8 @@ def _records_of(
 
 @pytest.fixture
 def request_records() -> Iterator[list[logging.LogRecord]]:
-    handler = _Collect()
-    logger = logging.getLogger("gigaam_api.requests")
-    logger.addHandler(handler)
-    yield handler.records
-    logger.removeHandler(handler)
+    with collect_logs("gigaam_api.requests") as records:
+        yield records
 
 
 def test_one_line_per_transcription_with_rtf(

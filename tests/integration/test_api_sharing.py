@@ -25,28 +25,18 @@ from tests.fixtures.server import (
     WAIT_S,
     RunningServer,
     ServerFactory,
+    collect_logs,
+    post_audio,
     request_bytes,
     send_raw,
     until,
 )
 
 
-class _Collect(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
-        self.records: list[logging.LogRecord] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.records.append(record)
-
-
 @pytest.fixture
 def job_log() -> Iterator[list[logging.LogRecord]]:
-    handler = _Collect()
-    logger = logging.getLogger("gigaam_api.server.jobs")
-    logger.addHandler(handler)
-    yield handler.records
-    logger.removeHandler(handler)
+    with collect_logs("gigaam_api.server.jobs") as records:
+        yield records
 
 
 def started_lines(records: list[logging.LogRecord], job_id: str) -> int:
@@ -56,12 +46,7 @@ def started_lines(records: list[logging.LogRecord], job_id: str) -> int:
 @pytest.fixture(scope="module")
 def reference_text(api_server: RunningServer, speech_wav_short: Path) -> str:
     """The transcript of speech_wav_short from an ordinary server."""
-    response = httpx.post(
-        f"{api_server.base_url}/v1/audio/transcriptions",
-        files={"file": ("a.wav", speech_wav_short.read_bytes(), "audio/wav")},
-        timeout=WAIT_S,
-    )
-    text = response.json()["text"]
+    text = post_audio(api_server, speech_wav_short).json()["text"]
     assert isinstance(text, str) and text
     return text
 
@@ -81,13 +66,7 @@ def post_in_thread(server: RunningServer, audio: Path) -> tuple[threading.Thread
     responses: list[httpx.Response] = []
 
     def post() -> None:
-        responses.append(
-            httpx.post(
-                f"{server.base_url}/v1/audio/transcriptions",
-                files={"file": (audio.name, audio.read_bytes(), "audio/wav")},
-                timeout=WAIT_S,
-            )
-        )
+        responses.append(post_audio(server, audio))
 
     thread = threading.Thread(target=post)
     thread.start()
@@ -263,12 +242,8 @@ def test_a_cached_result_survives_a_restart_and_a_corrupt_one_is_ignored(
 ) -> None:
     cache_dir = tmp_path / "cache"
     first = server_factory(cache_dir=str(cache_dir))
-    response = httpx.post(
-        f"{first.base_url}/v1/audio/transcriptions",
-        files={"file": ("a.wav", speech_wav_short.read_bytes(), "audio/wav")},
-        data={"response_format": "verbose_json", "timestamp_granularities[]": "word"},
-        timeout=WAIT_S,
-    )
+    verbose_words = {"response_format": "verbose_json", "timestamp_granularities[]": "word"}
+    response = post_audio(first, speech_wav_short, verbose_words)
     assert response.status_code == 200
     job_id = response.headers["x-job-id"]
     words = response.json()["words"]
@@ -299,14 +274,38 @@ def test_a_cached_result_survives_a_restart_and_a_corrupt_one_is_ignored(
     gate = Gate()
     gate.open()
     third = server_factory(transcriber_factory=gated_factory(gate), cache_dir=str(cache_dir))
-    again = httpx.post(
-        f"{third.base_url}/v1/audio/transcriptions",
-        files={"file": ("a.wav", speech_wav_short.read_bytes(), "audio/wav")},
-        data={"response_format": "verbose_json", "timestamp_granularities[]": "word"},
-        timeout=WAIT_S,
-    )
+    again = post_audio(third, speech_wav_short, verbose_words)
     assert again.status_code == 200
     assert again.json()["words"] == words  # transcribed afresh, not served from the bad entry
     assert again.headers["x-job-id"] != job_id
     assert gate.calls == 1
     third.assert_clean()
+
+
+def test_a_failure_after_the_heartbeat_started_is_an_openai_error_body(
+    server_factory: ServerFactory, speech_wav_short: Path
+) -> None:
+    gate = Gate()
+    server = server_factory(transcriber_factory=gated_factory(gate), sync_heartbeat_s=0.2)
+    with httpx.stream(
+        "POST",
+        f"{server.base_url}/v1/audio/transcriptions",
+        files={"file": ("a.wav", speech_wav_short.read_bytes(), "audio/wav")},
+        timeout=WAIT_S,
+    ) as response:
+        assert response.status_code == 200  # committed while the job is held
+        assert response.headers["content-type"] == "application/json"
+        chunks = response.iter_bytes()
+        assert next(chunks).strip() == b""  # a heartbeat
+        job = the_job(server)
+        httpx.delete(f"{server.base_url}/v1/audio/transcriptions/jobs/{job.id}")
+        body = b"".join(chunks)
+    assert httpx.Response(200, content=body).json() == {
+        "error": {
+            "message": "The transcription job was cancelled.",
+            "type": "invalid_request_error",
+            "param": None,
+            "code": "job_cancelled",
+        }
+    }
+    server.assert_clean()

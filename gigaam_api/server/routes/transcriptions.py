@@ -3,10 +3,10 @@
 The request finds or queues its job (server/intake.py), then answers one of three ways:
 - `stream=true` (json, text): SSE at once, with queue and progress comments while it waits;
 - json / verbose_json: the body when ready; a job still computing after SYNC_HEARTBEAT_S
-  commits a 200 and sends a space at that interval until the body (D-083);
+  commits a 200 and sends a space at that interval until the body (D-082);
 - text / srt / vtt: the body when ready.
-A job that starts at once is first given its probe, so a bad file is still a plain 400. A client
-that leaves stops waiting; the job runs on for JOB_GRACE_S in case its retry comes back.
+A job that starts at once is first given its probe, so a bad file is still a plain 400 (D-083).
+A client that leaves stops waiting; the job runs on for JOB_GRACE_S in case its retry comes back.
 """
 
 from __future__ import annotations

@@ -1,17 +1,29 @@
 """A scripted Transcriber for unit tests of the jobs, registry and SSE logic (no audio, no model),
-and a client whose disconnect a test triggers."""
+a client whose disconnect a test triggers, and a wait for a job's state."""
 
 from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 from starlette.types import Message
 
 from gigaam_api.errors import TranscriptionCancelledError
+from gigaam_api.server.jobs import Job
 from gigaam_api.types import Segment, TranscribeOptions
+
+
+async def until(job: Job, condition: Callable[[Job], bool]) -> None:
+    """Wait for the job's state to satisfy `condition` (woken by its changes, no polling)."""
+    changed = job.subscribe()
+    try:
+        while not condition(job):
+            await changed.wait()
+            changed.clear()
+    finally:
+        job.unsubscribe(changed)
 
 
 class FakeClient:

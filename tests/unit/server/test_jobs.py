@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -18,38 +18,18 @@ from gigaam_api.errors import (
 )
 from gigaam_api.server import registry as registry_module
 from gigaam_api.server.cache import ResultCache
-from gigaam_api.server.jobs import Job
 from gigaam_api.server.registry import Acquired, JobRegistry, JobSpec
 from gigaam_api.server.worker import Worker
 from gigaam_api.types import Segment, TranscribeOptions
-from tests.unit.server.fakes import ScriptedTranscriber
+from tests.unit.server.fakes import ScriptedTranscriber, until
 
 SEGMENTS = (Segment(0, 0.0, 2.0, "привет мир"), Segment(1, 4.5, 6.2, "как дела"))
 KEY = "a" * 64
 _WAIT_S = 30.0
 
 
-@pytest.fixture
-def worker() -> Iterator[Worker]:
-    running = Worker(max_queue=4)
-    running.start()
-    yield running
-    running.stop()
-
-
 def run(scenario: Callable[[], Coroutine[Any, Any, None]]) -> None:
     asyncio.run(asyncio.wait_for(scenario(), _WAIT_S))
-
-
-async def until(job: Job, condition: Callable[[Job], bool]) -> None:
-    """Wait for the job's state to satisfy `condition` (woken by its changes, no polling)."""
-    changed = job.subscribe()
-    try:
-        while not condition(job):
-            await changed.wait()
-            changed.clear()
-    finally:
-        job.unsubscribe(changed)
 
 
 class Harness:

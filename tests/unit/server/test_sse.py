@@ -5,10 +5,8 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
-
-import pytest
 
 from gigaam_api.errors import AudioDecodeError
 from gigaam_api.server import sse
@@ -17,7 +15,7 @@ from gigaam_api.server.jobs import Job
 from gigaam_api.server.registry import JobRegistry, JobSpec
 from gigaam_api.server.worker import Worker
 from gigaam_api.types import Segment, TranscribeOptions
-from tests.unit.server.fakes import FakeClient, ScriptedTranscriber
+from tests.unit.server.fakes import FakeClient, ScriptedTranscriber, until
 
 SEGMENTS = (
     Segment(0, 0.0, 2.0, "привет мир"),
@@ -30,14 +28,6 @@ DONE = {
     "usage": {"type": "duration", "seconds": 7},
 }
 _WAIT_S = 30.0
-
-
-@pytest.fixture
-def worker() -> Iterator[Worker]:
-    running = Worker(max_queue=4)
-    running.start()
-    yield running
-    running.stop()
 
 
 def parse(chunk: str) -> object:
@@ -122,6 +112,7 @@ def test_a_queued_stream_tells_its_place_then_its_progress(worker: Worker, tmp_p
     async def scenario() -> list[object]:
         streams = Streams(worker, tmp_path)
         ahead = await streams.job(ScriptedTranscriber(SEGMENTS, step=ahead_step), "a" * 64)
+        await until(ahead, lambda job: job.status == "running")
         own = await streams.job(
             ScriptedTranscriber(SEGMENTS[:1], duration_s=6.2, step=own_step), "b" * 64
         )

@@ -84,8 +84,8 @@ def test_a_retry_attaches_to_the_running_job_which_runs_once(
     outcome: dict[str, Any] = {}
 
     def call() -> None:
-        # text: no heartbeat, so the 1 s read timeout fires and the SDK retries (2 by default)
-        with sdk(server, timeout=1.0) as client, speech_wav_short.open("rb") as audio:
+        # text: no heartbeat, so the 2 s read timeout fires and the SDK retries (2 by default)
+        with sdk(server, timeout=2.0) as client, speech_wav_short.open("rb") as audio:
             raw = client.audio.transcriptions.with_raw_response.create(
                 model="whisper-1", file=audio, response_format="text"
             )

@@ -292,12 +292,17 @@ def _wait_healthy(url: str, server: subprocess.Popen[str], timeout_s: float) -> 
 
 
 def test_serve_is_healthy_by_the_docker_healthcheck_and_stops_cleanly(
-    tiny_v3_ctc_checkpoint: Path,
+    tiny_v3_ctc_checkpoint: Path, tmp_path: Path
 ) -> None:
     """What the image runs: `gigaam-api serve`, probed by the Dockerfile's own HEALTHCHECK."""
     port = _free_port()
     env = {name: value for name, value in os.environ.items() if name.upper() not in _SETTING_NAMES}
-    env.update(MODEL=str(tiny_v3_ctc_checkpoint), PORT=str(port), HOST="127.0.0.1")
+    env.update(
+        MODEL=str(tiny_v3_ctc_checkpoint),
+        PORT=str(port),
+        HOST="127.0.0.1",
+        CACHE_DIR=str(tmp_path / "cache"),  # not the default /data/cache of this machine
+    )
     server = subprocess.Popen(
         [str(CLI), "serve"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )

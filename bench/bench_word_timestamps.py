@@ -15,6 +15,7 @@ import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -29,9 +30,8 @@ FRAMES = 500  # v3 encoder frames of a 20 s chunk (40 ms each)
 CHARACTERS = 330  # about 20 s of Russian speech
 
 
-def best_of(repeats: int, run: object) -> float:
+def best_of(repeats: int, run: Callable[[], object]) -> float:
     """The fastest of `repeats` timed calls of run() after one warm-up call."""
-    assert callable(run)
     run()
     best = float("inf")
     for _ in range(repeats):
@@ -59,9 +59,7 @@ def main() -> None:
         shutil.rmtree(directory, ignore_errors=True)
     noise = np.random.default_rng(0).standard_normal(CHUNK_S * SAMPLE_RATE).astype(np.float32)
     chunk = 0.05 * noise
-    model_s = best_of(
-        args.repeats, lambda: engine.transcribe_batch([chunk], word_timestamps=False)
-    )
+    model_s = best_of(args.repeats, lambda: engine.transcribe_batch([chunk], word_timestamps=False))
 
     tokenizer = engine.tokenizer
     ids_by_char = {tokenizer.piece(i): i for i in range(tokenizer.vocab_size)}

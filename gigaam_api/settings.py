@@ -72,7 +72,6 @@ class Settings(BaseSettings):
         default_factory=lambda: ["whisper-1", "gpt-4o-transcribe", "gpt-4o-mini-transcribe"]
     )
     """Names that mean 'the loaded model' (comma-separated), for clients that hard-code them."""
-
     # Jobs: upload deadlines, shared jobs and their result cache, heartbeats (D-080..D-092)
     upload_idle_timeout_s: float = Field(default=30.0, ge=0)
     """An upload that sends no byte for this long is dropped with 408; 0 = no limit."""
@@ -93,6 +92,9 @@ class Settings(BaseSettings):
     space (valid JSON whitespace) at this interval, so client read timeouts never fire; 0 = off."""
     sse_keepalive_s: float = Field(default=15.0, gt=0)
     """Longest silence on an SSE stream: a queue, progress or keep-alive comment is sent then."""
+    # Web page (issue 13)
+    ui_enabled: bool = True
+    """Serve the web page at / (drop a file, watch the transcript, download subtitles)."""
 
     @field_validator("log_level", mode="before")
     @classmethod

@@ -22,7 +22,7 @@ from gigaam_api.server.deps import ApiKeyDep
 from gigaam_api.server.errors import register_exception_handlers
 from gigaam_api.server.logs import RequestLogMiddleware, configure_logging
 from gigaam_api.server.registry import JobRegistry
-from gigaam_api.server.routes import health, jobs, models, transcriptions
+from gigaam_api.server.routes import health, jobs, models, transcriptions, ui
 from gigaam_api.server.runtime import ModelState, Runtime, TranscriberFactory, open_cache
 from gigaam_api.server.uploads import CloseUnreadBodyMiddleware
 from gigaam_api.server.worker import Worker
@@ -85,6 +85,8 @@ def create_app(
     app.include_router(transcriptions.router, prefix="/v1", dependencies=[ApiKeyDep])
     app.include_router(jobs.router, prefix="/v1", dependencies=[ApiKeyDep])
     app.include_router(models.router, prefix="/v1", dependencies=[ApiKeyDep])
+    if settings.ui_enabled:
+        ui.add_ui(app)
     if settings.cors_allow_origins:
         app.add_middleware(
             CORSMiddleware,

@@ -8,8 +8,11 @@ build/screenshots/ (see README "Web page" for refreshing the copies in docs/).
 from __future__ import annotations
 
 import base64
+import contextlib
 import shutil
+import socket
 import tempfile
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -206,6 +209,71 @@ def browser() -> Iterator[BrowserFactory]:
 def speech_ten_minutes_ui(audio_dir: Path, speech_long: Path) -> Path:
     """speech_long eight times (about 9 min): still running when the test presses Cancel."""
     return stitch([speech_long] * 8, audio_dir / "speech_ten_minutes_ui.wav")
+
+
+class CuttableProxy:
+    """A loopback TCP proxy in front of a server whose open connections a test can cut at once,
+    as a dropped Wi-Fi or a proxy timeout would."""
+
+    def __init__(self, target_url: str) -> None:
+        host, port = target_url.removeprefix("http://").split(":")
+        self._target = (host, int(port))
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.base_url = f"http://127.0.0.1:{self._listener.getsockname()[1]}"
+        self._lock = threading.Lock()
+        self._open: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(self._target)
+            with self._lock:
+                self._open += [client, upstream]
+            for source, sink in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(source, sink), daemon=True).start()
+
+    @staticmethod
+    def _pipe(source: socket.socket, sink: socket.socket) -> None:
+        try:
+            while data := source.recv(65536):
+                sink.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for end in (source, sink):
+                with contextlib.suppress(OSError):
+                    end.shutdown(socket.SHUT_RDWR)
+
+    def cut(self) -> None:
+        """Reset every connection open now; new ones are served as before."""
+        with self._lock:
+            cut, self._open = self._open, []
+        for sock in cut:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+            sock.close()
+
+    def close(self) -> None:
+        self._listener.close()
+        self.cut()
+
+
+@pytest.fixture
+def cuttable() -> Iterator[Callable[[RunningServer], CuttableProxy]]:
+    """proxy(server) -> a CuttableProxy in front of it, closed after the test."""
+    proxies: list[CuttableProxy] = []
+
+    def start(server: RunningServer) -> CuttableProxy:
+        proxies.append(CuttableProxy(server.base_url))
+        return proxies[-1]
+
+    yield start
+    for proxy in proxies:
+        proxy.close()
 
 
 def with_jobs_api(server: RunningServer) -> RunningServer:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import itertools
 import json
 import re
+import socket
 import subprocess
 import threading
 from collections.abc import Callable, Iterator
@@ -24,8 +25,8 @@ from gigaam_api.bootstrap import build_transcriber
 from gigaam_api.server.routes.ui import CONTENT_SECURITY_POLICY
 from gigaam_api.settings import Settings
 from gigaam_api.types import DownloadProgress, Transcriber
-from tests.browser.conftest import BrowserFactory, Page, with_jobs_api
-from tests.fixtures.audio import child_processes
+from tests.browser.conftest import BrowserFactory, CuttableProxy, Page, with_jobs_api
+from tests.fixtures.audio import AUDIO_FORMAT_ARGS, child_processes, encode
 from tests.fixtures.server import STRICT_API_KEY, RunningServer, ServerFactory
 
 JOBS = "/v1/audio/transcriptions/jobs"
@@ -395,6 +396,78 @@ def test_cancel_stops_the_job_on_the_server(
     assert ui_server.upload_files() == []
     assert page.el("start").is_enabled()
     assert page.visible("cancel") is False
+
+
+def _hold_worker(server: RunningServer, audio: Path) -> socket.socket:
+    """Start a long sync request on a raw socket; closing the socket cancels it (D-018)."""
+    request = httpx.Request(
+        "POST",
+        f"{server.base_url}/v1/audio/transcriptions",
+        files={"file": (audio.name, audio.read_bytes(), "audio/wav")},
+    )
+    body = request.read()
+    host, port = server.base_url.removeprefix("http://").split(":")
+    head = (
+        f"POST /v1/audio/transcriptions HTTP/1.1\r\nHost: {host}:{port}\r\n"
+        f"Content-Type: {request.headers['content-type']}\r\nContent-Length: {len(body)}\r\n\r\n"
+    )
+    sock = socket.create_connection((host, int(port)))
+    sock.sendall(head.encode() + body)
+    return sock
+
+
+def test_queue_position_shows_while_another_file_runs(
+    ui_server: RunningServer,
+    browser: BrowserFactory,
+    speech_ten_minutes_ui: Path,
+    speech_wav_short: Path,
+) -> None:
+    page = browser(ui_server.base_url).open()
+    blocker = _hold_worker(ui_server, speech_ten_minutes_ui)
+    try:
+        page.wait(lambda: ui_server.runtime.worker.running, "the other file to start")
+        page.pick(speech_wav_short)
+        page.start()
+        page.wait(lambda: page.text("status") == "Waiting in line: next.", "the queue position")
+        assert page.visible("cancel")
+        page.screenshot("queued")
+    finally:
+        blocker.close()
+    page.wait_done()
+    assert page.output() == _api(ui_server, speech_wav_short, "text")
+
+
+def test_duration_the_browser_cannot_read_comes_from_the_server(
+    ui_server: RunningServer, browser: BrowserFactory, tmp_path: Path, speech_wav_short: Path
+) -> None:
+    wma = encode(speech_wav_short, tmp_path / "interview.wma", AUDIO_FORMAT_ARGS["wma"][1])
+    page = browser(ui_server.base_url).open()
+    page.pick(wma)
+    assert page.text("file-info").endswith(" · duration not known yet")
+    page.start()
+    page.wait_done()
+    assert page.text("file-info").endswith(f" · {_clock(_probe_duration_s(wma))}")
+    assert page.text("download") == "Download interview.txt"
+
+
+def test_a_broken_event_stream_is_reopened_and_the_text_completes(
+    ui_server: RunningServer,
+    browser: BrowserFactory,
+    cuttable: Callable[[RunningServer], CuttableProxy],
+    speech_ten_minutes_ui: Path,
+) -> None:
+    proxy = cuttable(ui_server)
+    page = browser(proxy.base_url).open()
+    page.js(_RECORDER)
+    page.pick(speech_ten_minutes_ui)
+    page.start()
+    page.wait(lambda: page.output(), "the first text")
+    proxy.cut()
+    page.wait_done()
+    assert "Connection lost, reconnecting…" in page.js("return window.seen.statuses")
+    assert page.visible("error") is False
+    result = httpx.get(f"{ui_server.base_url}{JOBS}/{_job_id(page)}/result?response_format=text")
+    assert page.output() == result.text  # nothing lost or repeated by the reconnection
 
 
 def _focus_ring(page: Page) -> tuple[str, float]:

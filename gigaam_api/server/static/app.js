@@ -6,7 +6,7 @@ import { formatBytes, formatClock, formatPercent, t, translatePage } from "./i18
 
 const KEY_STORAGE = "gigaam-api.key";
 const HEALTH_POLL_MS = 2000;
-const RECONNECTS = 3;
+const RECONNECTS = 5;
 
 // One choice on the page -> the OpenAI response_format asked from the jobs API and the file made.
 const FORMATS = {
@@ -274,33 +274,61 @@ async function start(event) {
 
 async function follow(job) {
   let text = "";
-  for (let attempt = 0; ; attempt += 1) {
+  let failures = 0;
+  for (;;) {
     const stream = new AbortController();
     state.stream = stream;
+    let heard = false;
     text = ""; // the stream replays every finished segment first
     try {
       await api.watchJob(job.id, job.key, {
         onDelta: (delta) => {
+          heard = true;
           text += delta;
           if (state.job === job) showLiveText(text);
         },
-        onQueued: (position) => state.job === job && showQueued(position),
-        onProgress: (fraction, etaS) => state.job === job && showRunning(fraction, etaS),
+        onQueued: (position) => {
+          heard = true;
+          if (state.job === job) showQueued(position);
+        },
+        onProgress: (fraction, etaS) => {
+          heard = true;
+          if (state.job !== job) return;
+          showRunning(fraction, etaS);
+          learnDuration(job);
+        },
       }, stream.signal);
       break;
     } catch (error) {
       if (stream.signal.aborted || state.job !== job) return;
-      if (error.status !== 0 || attempt >= RECONNECTS) {
+      failures = heard ? 1 : failures + 1;
+      // a broken connection (a phone asleep, a proxy timeout) is retried; the job runs on
+      if (error.status !== 0 || failures > RECONNECTS) {
         fail(error);
         return;
       }
       setStatus(t("status_reconnecting"));
-      await sleep(1000 * (attempt + 1));
+      await sleep(1000 * failures);
     } finally {
       if (state.stream === stream) state.stream = null;
     }
   }
   await finish(job, text);
+}
+
+async function learnDuration(job) {
+  // Files the browser cannot play (wma, amr…) get their duration from the server once it runs.
+  if (state.fileDurationS != null || job.durationS != null || job.askedDuration) return;
+  job.askedDuration = true;
+  try {
+    const status = await api.getJob(job.id, job.key);
+    if (status.duration_s != null && state.job === job) {
+      job.durationS = status.duration_s;
+      showFileInfo();
+    }
+  } catch {
+    job.askedDuration = false;
+  }
 }
 
 function showLiveText(text) {

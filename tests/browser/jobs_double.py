@@ -127,7 +127,9 @@ def _entry(job_id: str) -> _Entry:
     return _jobs[job_id]
 
 
-router = APIRouter(prefix="/v1/audio/transcriptions/jobs", dependencies=[ApiKeyDep])
+router = APIRouter(
+    prefix="/v1/audio/transcriptions/jobs", dependencies=[ApiKeyDep], include_in_schema=False
+)
 
 
 @router.post("")

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import re
 import socket
 import subprocess
 import threading
@@ -75,11 +74,10 @@ def _clock(seconds: float) -> str:
 
 
 def _job_id(page: Page) -> str:
-    """The id of the page's job, read from the requests it made (the page shows no ids)."""
-    urls = page.js("return performance.getEntriesByType('resource').map(e => e.name)")
-    ids = {m.group(1) for url in urls if (m := re.search(rf"{JOBS}/([^/?]+)", url))}
-    assert len(ids) == 1, urls
-    return ids.pop()
+    """The id of the page's current job, as the page keeps it for a reload to find it again."""
+    saved = page.js("return JSON.parse(sessionStorage.getItem('gigaam-api.job'))")
+    assert saved is not None, "the page holds no job"
+    return str(saved["id"])
 
 
 def _parse_srt(text: str) -> list[tuple[float, float, str]]:
@@ -385,9 +383,10 @@ def test_cancel_stops_the_job_on_the_server(
     page.wait(lambda: page.output() and "%" in page.text("status"), "live text and progress")
     assert page.visible("progress")
     page.screenshot("running")
+    job_id = _job_id(page)
     page.el("cancel").click()
     page.wait(lambda: page.text("status") == "Cancelled.", "the cancellation")
-    job = httpx.get(f"{ui_server.base_url}{JOBS}/{_job_id(page)}").json()
+    job = httpx.get(f"{ui_server.base_url}{JOBS}/{job_id}").json()
     assert job["status"] == "cancelled"
     assert job["processed_s"] < job["duration_s"]
     ui_server.wait_idle()
@@ -468,6 +467,36 @@ def test_a_broken_event_stream_is_reopened_and_the_text_completes(
     assert page.visible("error") is False
     result = httpx.get(f"{ui_server.base_url}{JOBS}/{_job_id(page)}/result?response_format=text")
     assert page.output() == result.text  # nothing lost or repeated by the reconnection
+
+
+def test_a_reloaded_page_finds_its_job_again(
+    ui_server: RunningServer,
+    browser: BrowserFactory,
+    speech_ten_minutes_ui: Path,
+    speech_long: Path,
+) -> None:
+    worker = ui_server.runtime.worker
+    completed_before = worker.completed  # the blocker below ends cancelled, not completed
+    page = browser(ui_server.base_url).open()
+    blocker = _hold_worker(ui_server, speech_ten_minutes_ui)
+    try:
+        page.wait(lambda: worker.running, "the other file to start")
+        page.pick(speech_long)
+        page.start()
+        page.wait(lambda: page.text("status") == "Waiting in line: next.", "the queue position")
+        job_id = _job_id(page)
+        page.driver.refresh()
+        page.wait(lambda: page.text("status") == "Waiting in line: next.", "the job again")
+        assert page.text("file-info").startswith("speech_long.wav · 2.2 MB · ")
+    finally:
+        blocker.close()
+    page.wait_done()
+    assert _job_id(page) == job_id
+    result = httpx.get(f"{ui_server.base_url}{JOBS}/{job_id}/result?response_format=text")
+    assert page.output() == result.text
+    assert page.text("download") == "Download speech_long.txt"
+    ui_server.wait_idle()
+    assert worker.completed == completed_before + 1  # followed again, not started again
 
 
 def _focus_ring(page: Page) -> tuple[str, float]:

@@ -5,6 +5,7 @@ import * as api from "./api.js";
 import { formatBytes, formatClock, formatPercent, t, translatePage } from "./i18n.js";
 
 const KEY_STORAGE = "gigaam-api.key";
+const JOB_STORAGE = "gigaam-api.job"; // sessionStorage: a reload finds its job again
 const HEALTH_POLL_MS = 2000;
 const RECONNECTS = 5;
 
@@ -32,7 +33,7 @@ const el = Object.fromEntries(
 const state = {
   file: null,
   fileDurationS: null,
-  job: null, // {id, key, phase: uploading|queued|running|done|failed|cancelled, durationS}
+  job: null, // {id, key, name, size, durationS, phase: uploading|queued|running|done|failed|cancelled}
   upload: null,
   stream: null,
   results: new Map(),
@@ -116,7 +117,8 @@ async function checkKey() {
 // --- the chosen file --------------------------------------------------------------------------
 
 function showFileInfo() {
-  const file = state.file;
+  // the picked file, or after a reload the file of the job found again
+  const file = state.file ?? state.job;
   if (!file) {
     el.fileInfo.textContent = "";
     return;
@@ -218,6 +220,7 @@ function showError(error) {
 
 function fail(error) {
   if (state.job) state.job.phase = "failed";
+  sessionStorage.removeItem(JOB_STORAGE);
   setProgress(null);
   setStatus("");
   showError(error);
@@ -245,7 +248,8 @@ async function start(event) {
   event.preventDefault();
   if (!state.file || active()) return;
   resetJob();
-  const job = { id: null, key: key(), phase: "uploading", durationS: null };
+  const { name, size } = state.file;
+  const job = { id: null, key: key(), name, size, phase: "uploading", durationS: null };
   state.job = job;
   setStatus(t("status_uploading", { percent: formatPercent(0) }));
   setProgress(0);
@@ -265,6 +269,7 @@ async function start(event) {
   }
   keyAccepted(job.key);
   job.id = created.id;
+  sessionStorage.setItem(JOB_STORAGE, JSON.stringify({ id: job.id, name, size }));
   job.phase = "queued";
   setProgress(null);
   setStatus(t("status_starting"));
@@ -352,7 +357,8 @@ async function finish(job, text) {
   job.phase = "done";
   setProgress(null);
   const duration = formatClock(job.durationS ?? state.fileDurationS ?? 0);
-  setStatus(t(text.trim() ? "status_done" : "status_done_empty", { duration }));
+  const spoken = (text ?? el.output.value).trim();
+  setStatus(t(spoken ? "status_done" : "status_done_empty", { duration }));
   showFileInfo();
   render();
 }
@@ -376,6 +382,7 @@ async function cancel() {
   const job = state.job;
   if (!job || !active()) return;
   job.phase = "cancelled";
+  sessionStorage.removeItem(JOB_STORAGE);
   state.upload?.abort();
   state.stream?.abort();
   setProgress(null);
@@ -391,10 +398,41 @@ async function cancel() {
   if (state.job === job) setStatus(t("status_cancelled"));
 }
 
+async function resume() {
+  let saved;
+  try {
+    saved = JSON.parse(sessionStorage.getItem(JOB_STORAGE) ?? "null");
+  } catch {
+    saved = null;
+  }
+  if (!saved?.id) return;
+  const job = { ...saved, key: key(), phase: "queued", durationS: null };
+  let status;
+  try {
+    status = await api.getJob(job.id, job.key);
+  } catch {
+    sessionStorage.removeItem(JOB_STORAGE); // gone (404), or not ours to see any more
+    return;
+  }
+  if (state.job) return; // a new job was started meanwhile
+  resetJob();
+  state.job = job;
+  showStatusObject(status);
+  showFileInfo();
+  render();
+  if (status.status === "done") await finish(job, null);
+  else if (status.status === "failed") fail(new api.ApiError(null, status.error ?? {}));
+  else if (status.status === "cancelled") {
+    job.phase = "cancelled";
+    setStatus(t("status_cancelled"));
+    render();
+  } else await follow(job);
+}
+
 // --- copy and download ------------------------------------------------------------------------
 
 function outputName(format) {
-  const name = state.file?.name ?? "transcript";
+  const name = state.job?.name ?? "transcript";
   const dot = name.lastIndexOf(".");
   return `${dot > 0 ? name.slice(0, dot) : name}.${FORMATS[format].ext}`;
 }
@@ -488,6 +526,7 @@ function init() {
   render();
   watchHealth();
   checkKey();
+  resume();
 }
 
 init();

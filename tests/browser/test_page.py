@@ -571,7 +571,9 @@ def test_phone_width_layout(
         "Emulation.setDeviceMetricsOverride",
         {"width": width, "height": 844, "deviceScaleFactor": 1, "mobile": True},
     )
+    page.cdp("Emulation.setTouchEmulationEnabled", {"enabled": True, "maxTouchPoints": 5})
     page.open()
+    assert page.el("drop").text == "Choose an audio or video file"  # nothing to drag from
     page.pick(speech_wav_short)
     page.start()
     page.wait_done()

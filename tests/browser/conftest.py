@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import itertools
 import shutil
 import socket
 import tempfile
@@ -205,10 +206,30 @@ def browser() -> Iterator[BrowserFactory]:
         shutil.rmtree(folder, ignore_errors=True)
 
 
+_copies = itertools.count(1)
+
+
+def fresh_copy(audio: Path, folder: Path) -> Path:
+    """`audio` (a 16-bit wav) with one sample one step apart, a different one each call, under
+    the same name in `folder`: other bytes, so the server's job sharing (same audio and options,
+    same job) cannot hand a test the job another test ran."""
+    data = bytearray(audio.read_bytes())
+    data[-2 * next(_copies)] ^= 1  # the low byte of a sample near the end
+    copy = folder / audio.name
+    copy.write_bytes(data)
+    return copy
+
+
 @pytest.fixture(scope="session")
-def speech_ten_minutes_ui(audio_dir: Path, speech_long: Path) -> Path:
-    """speech_long eight times (about 9 min): still running when the test presses Cancel."""
-    return stitch([speech_long] * 8, audio_dir / "speech_ten_minutes_ui.wav")
+def _speech_ten_minutes(audio_dir: Path, speech_long: Path) -> Path:
+    return stitch([speech_long] * 8, audio_dir / "speech_ten_minutes.wav")
+
+
+@pytest.fixture
+def speech_ten_minutes(_speech_ten_minutes: Path, tmp_path: Path) -> Path:
+    """speech_long eight times (about 9 min), fresh for this test: still running when a test
+    presses Cancel, cuts the connection or waits behind it."""
+    return fresh_copy(_speech_ten_minutes, tmp_path)
 
 
 class CuttableProxy:
@@ -274,12 +295,3 @@ def cuttable() -> Iterator[Callable[[RunningServer], CuttableProxy]]:
     yield start
     for proxy in proxies:
         proxy.close()
-
-
-def with_jobs_api(server: RunningServer) -> RunningServer:
-    """TEMPORARY until branch `jobs` lands: add the test double of the jobs API to `server`."""
-    from tests.browser.jobs_double import add_jobs_double
-
-    if not any(getattr(route, "path", "").endswith("/jobs") for route in server.app.router.routes):
-        add_jobs_double(server.app)
-    return server

@@ -24,9 +24,15 @@ from gigaam_api.bootstrap import build_transcriber
 from gigaam_api.server.routes.ui import CONTENT_SECURITY_POLICY
 from gigaam_api.settings import Settings
 from gigaam_api.types import DownloadProgress, Transcriber
-from tests.browser.conftest import BrowserFactory, CuttableProxy, Page, with_jobs_api
-from tests.fixtures.audio import AUDIO_FORMAT_ARGS, child_processes, encode
-from tests.fixtures.server import STRICT_API_KEY, RunningServer, ServerFactory
+from tests.browser.conftest import BrowserFactory, CuttableProxy, Page, fresh_copy
+from tests.fixtures.audio import AUDIO_FORMAT_ARGS, encode
+from tests.fixtures.server import (
+    STRICT_API_KEY,
+    RunningServer,
+    ServerFactory,
+    request_bytes,
+    send_raw,
+)
 
 JOBS = "/v1/audio/transcriptions/jobs"
 
@@ -97,13 +103,13 @@ def _parse_srt(text: str) -> list[tuple[float, float, str]]:
 
 @pytest.fixture
 def ui_server(api_server: RunningServer) -> RunningServer:
-    return with_jobs_api(api_server)
+    return api_server
 
 
 @pytest.fixture
 def strict_ui_server(strict_server: RunningServer) -> RunningServer:
     """API_KEY set and MAX_UPLOAD_MB=1."""
-    return with_jobs_api(strict_server)
+    return strict_server
 
 
 def test_page_and_assets_come_from_the_server_under_a_strict_csp(
@@ -254,8 +260,7 @@ def test_dropped_non_audio_file_shows_its_error(
     assert page.visible("result") is False
     assert page.el("start").is_enabled()
     page.screenshot("error-not-audio")
-    ui_server.wait_idle()
-    assert ui_server.upload_files() == []
+    ui_server.assert_clean()
 
 
 def test_russian_browser_gets_the_russian_page(
@@ -291,14 +296,13 @@ def test_too_large_file_shows_its_error(
     assert page.wait_error() == (
         "The file is larger than this server accepts (its MAX_UPLOAD_MB setting)."
     )
-    strict_ui_server.wait_idle()
-    assert strict_ui_server.upload_files() == []
+    strict_ui_server.assert_clean()
 
 
 @pytest.fixture
 def held_slot(server_factory: ServerFactory, speech_wav_short: Path) -> Iterator[RunningServer]:
     """A server with MAX_QUEUE=1 whose one slot an unfinished upload holds until the test ends."""
-    server = with_jobs_api(server_factory(max_queue=1))
+    server = server_factory(max_queue=1)
     request = httpx.Request(
         "POST",
         f"{server.base_url}/v1/audio/transcriptions",
@@ -352,7 +356,7 @@ def test_loading_model_shows_download_progress_then_works(
         release.wait(120)
         return build_transcriber(settings, on_progress)
 
-    server = with_jobs_api(server_factory(transcriber_factory=slow_factory, wait_ready=False))
+    server = server_factory(transcriber_factory=slow_factory, wait_ready=False)
     try:
         page = browser(server.base_url).open()
         expected = "Downloading the model: v3_ctc.ckpt, 50% (219 MB of 438 MB)."
@@ -373,15 +377,21 @@ def test_loading_model_shows_download_progress_then_works(
 
 
 def test_cancel_stops_the_job_on_the_server(
-    ui_server: RunningServer, browser: BrowserFactory, speech_ten_minutes_ui: Path
+    ui_server: RunningServer, browser: BrowserFactory, speech_ten_minutes: Path
 ) -> None:
     worker = ui_server.runtime.worker
     cancelled_before = worker.cancelled
     page = browser(ui_server.base_url).open()
-    page.pick(speech_ten_minutes_ui)
+    page.pick(speech_ten_minutes)
     page.start()
-    page.wait(lambda: page.output() and "%" in page.text("status"), "live text and progress")
+    page.wait(
+        lambda: (
+            page.output() and page.js("return document.getElementById('progress').value") > 0.05
+        ),
+        "live text and progress",
+    )
     assert page.visible("progress")
+    assert page.text("status").startswith("Transcribing… ")
     page.screenshot("running")
     job_id = _job_id(page)
     page.el("cancel").click()
@@ -389,43 +399,31 @@ def test_cancel_stops_the_job_on_the_server(
     job = httpx.get(f"{ui_server.base_url}{JOBS}/{job_id}").json()
     assert job["status"] == "cancelled"
     assert job["processed_s"] < job["duration_s"]
-    ui_server.wait_idle()
+    assert job["error"] is not None
+    ui_server.assert_clean()  # idle: no upload, spool or ffmpeg left behind
     assert worker.cancelled == cancelled_before + 1
-    assert child_processes("ffmpeg") == []
-    assert ui_server.upload_files() == []
     assert page.el("start").is_enabled()
     assert page.visible("cancel") is False
 
 
 def _hold_worker(server: RunningServer, audio: Path) -> socket.socket:
-    """Start a long sync request on a raw socket; closing the socket cancels it (D-018)."""
-    request = httpx.Request(
-        "POST",
-        f"{server.base_url}/v1/audio/transcriptions",
-        files={"file": (audio.name, audio.read_bytes(), "audio/wav")},
-    )
-    body = request.read()
-    host, port = server.base_url.removeprefix("http://").split(":")
-    head = (
-        f"POST /v1/audio/transcriptions HTTP/1.1\r\nHost: {host}:{port}\r\n"
-        f"Content-Type: {request.headers['content-type']}\r\nContent-Length: {len(body)}\r\n\r\n"
-    )
-    sock = socket.create_connection((host, int(port)))
-    sock.sendall(head.encode() + body)
-    return sock
+    """Start a long sync request on a raw socket; closing the socket cancels it (JOB_GRACE_S=0)."""
+    return send_raw(server, request_bytes(server, audio, {}))
 
 
 def test_queue_position_shows_while_another_file_runs(
     ui_server: RunningServer,
     browser: BrowserFactory,
-    speech_ten_minutes_ui: Path,
+    speech_ten_minutes: Path,
     speech_wav_short: Path,
+    tmp_path: Path,
 ) -> None:
     page = browser(ui_server.base_url).open()
-    blocker = _hold_worker(ui_server, speech_ten_minutes_ui)
+    blocker = _hold_worker(ui_server, speech_ten_minutes)
     try:
-        page.wait(lambda: ui_server.runtime.worker.running, "the other file to start")
-        page.pick(speech_wav_short)
+        page.wait(lambda: ui_server.runtime.worker.current is not None, "the other file to start")
+        short = fresh_copy(speech_wav_short, tmp_path)
+        page.pick(short)
         page.start()
         page.wait(lambda: page.text("status") == "Waiting in line: next.", "the queue position")
         assert page.visible("cancel")
@@ -433,7 +431,7 @@ def test_queue_position_shows_while_another_file_runs(
     finally:
         blocker.close()
     page.wait_done()
-    assert page.output() == _api(ui_server, speech_wav_short, "text")
+    assert page.output() == _api(ui_server, short, "text")
 
 
 def test_duration_the_browser_cannot_read_comes_from_the_server(
@@ -453,12 +451,12 @@ def test_a_broken_event_stream_is_reopened_and_the_text_completes(
     ui_server: RunningServer,
     browser: BrowserFactory,
     cuttable: Callable[[RunningServer], CuttableProxy],
-    speech_ten_minutes_ui: Path,
+    speech_ten_minutes: Path,
 ) -> None:
     proxy = cuttable(ui_server)
     page = browser(proxy.base_url).open()
     page.js(_RECORDER)
-    page.pick(speech_ten_minutes_ui)
+    page.pick(speech_ten_minutes)
     page.start()
     page.wait(lambda: page.output(), "the first text")
     proxy.cut()
@@ -472,16 +470,17 @@ def test_a_broken_event_stream_is_reopened_and_the_text_completes(
 def test_a_reloaded_page_finds_its_job_again(
     ui_server: RunningServer,
     browser: BrowserFactory,
-    speech_ten_minutes_ui: Path,
+    speech_ten_minutes: Path,
     speech_long: Path,
+    tmp_path: Path,
 ) -> None:
     worker = ui_server.runtime.worker
     completed_before = worker.completed  # the blocker below ends cancelled, not completed
     page = browser(ui_server.base_url).open()
-    blocker = _hold_worker(ui_server, speech_ten_minutes_ui)
+    blocker = _hold_worker(ui_server, speech_ten_minutes)
     try:
-        page.wait(lambda: worker.running, "the other file to start")
-        page.pick(speech_long)
+        page.wait(lambda: worker.current is not None, "the other file to start")
+        page.pick(fresh_copy(speech_long, tmp_path))
         page.start()
         page.wait(lambda: page.text("status") == "Waiting in line: next.", "the queue position")
         job_id = _job_id(page)

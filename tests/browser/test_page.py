@@ -101,29 +101,18 @@ def _parse_srt(text: str) -> list[tuple[float, float, str]]:
     return cues
 
 
-@pytest.fixture
-def ui_server(api_server: RunningServer) -> RunningServer:
-    return api_server
-
-
-@pytest.fixture
-def strict_ui_server(strict_server: RunningServer) -> RunningServer:
-    """API_KEY set and MAX_UPLOAD_MB=1."""
-    return strict_server
-
-
 def test_page_and_assets_come_from_the_server_under_a_strict_csp(
-    ui_server: RunningServer, browser: BrowserFactory
+    api_server: RunningServer, browser: BrowserFactory
 ) -> None:
-    page = browser(ui_server.base_url).open()
+    page = browser(api_server.base_url).open()
     assert page.js("return document.documentElement.lang") == "en"
     assert page.text("start") == "Transcribe"
     page.wait(lambda: page.text("model-info") == "Model: v3_ctc", "the model's name")
     urls = page.js("return performance.getEntriesByType('resource').map(e => e.name)")
     assert {url.rsplit("/", 1)[-1] for url in urls} >= {"app.js", "api.js", "i18n.js", "style.css"}
-    assert all(url.startswith(ui_server.base_url) for url in urls), urls
+    assert all(url.startswith(api_server.base_url) for url in urls), urls
     for path in ("/", "/ui/app.js", "/ui/style.css"):
-        headers = httpx.get(f"{ui_server.base_url}{path}").headers
+        headers = httpx.get(f"{api_server.base_url}{path}").headers
         assert headers["content-security-policy"] == CONTENT_SECURITY_POLICY
         assert headers["x-content-type-options"] == "nosniff"
     # a CSP violation or a failed script would be logged here
@@ -133,9 +122,9 @@ def test_page_and_assets_come_from_the_server_under_a_strict_csp(
 
 
 def test_speech_appears_live_and_matches_the_api(
-    ui_server: RunningServer, browser: BrowserFactory, speech_long: Path
+    api_server: RunningServer, browser: BrowserFactory, speech_long: Path
 ) -> None:
-    page = browser(ui_server.base_url).open()
+    page = browser(api_server.base_url).open()
     page.js(_RECORDER)
     page.pick(speech_long)
     duration = _clock(_probe_duration_s(speech_long))
@@ -147,7 +136,7 @@ def test_speech_appears_live_and_matches_the_api(
     page.start()
     assert page.wait_done() == f"Done: {duration} of audio."
     final = page.output()
-    assert final == _api(ui_server, speech_long, "text")
+    assert final == _api(api_server, speech_long, "text")
     assert final.strip()
     outputs: list[str] = page.js("return window.seen.outputs")
     partial = [value for value in outputs if value and value != final]
@@ -162,13 +151,13 @@ def test_speech_appears_live_and_matches_the_api(
 
 
 def test_srt_download_parses_json_has_word_times_and_copy_copies(
-    ui_server: RunningServer, browser: BrowserFactory, speech_wav_short: Path
+    api_server: RunningServer, browser: BrowserFactory, speech_wav_short: Path
 ) -> None:
-    page = browser(ui_server.base_url).open()
+    page = browser(api_server.base_url).open()
     page.cdp(
         "Browser.grantPermissions",
         {
-            "origin": ui_server.base_url,
+            "origin": api_server.base_url,
             "permissions": ["clipboardReadWrite", "clipboardSanitizedWrite"],
         },
     )
@@ -176,7 +165,7 @@ def test_srt_download_parses_json_has_word_times_and_copy_copies(
     page.choose_format("srt")
     page.start()
     page.wait_done()
-    expected_srt = _api(ui_server, speech_wav_short, "srt")
+    expected_srt = _api(api_server, speech_wav_short, "srt")
     assert page.output() == expected_srt
     page.screenshot("done-srt")
     page.el("download").click()
@@ -189,7 +178,7 @@ def test_srt_download_parses_json_has_word_times_and_copy_copies(
     assert all(a[1] <= b[0] for a, b in itertools.pairwise(cues))
     assert (
         " ".join(text.replace("\n", " ") for *_, text in cues)
-        == _api(ui_server, speech_wav_short, "text").strip()
+        == _api(api_server, speech_wav_short, "text").strip()
     )
 
     page.choose_format("json")
@@ -210,9 +199,9 @@ def test_srt_download_parses_json_has_word_times_and_copy_copies(
 
 
 def test_wrong_key_then_right_key_and_the_key_is_remembered(
-    strict_ui_server: RunningServer, browser: BrowserFactory, speech_wav_short: Path
+    strict_server: RunningServer, browser: BrowserFactory, speech_wav_short: Path
 ) -> None:
-    page = browser(strict_ui_server.base_url).open()
+    page = browser(strict_server.base_url).open()
     page.wait(lambda: page.visible("key-section"), "the key field")
     assert page.text("key-hint") == "This server needs a key (its API_KEY setting)."
     page.pick(speech_wav_short)
@@ -229,7 +218,7 @@ def test_wrong_key_then_right_key_and_the_key_is_remembered(
     page.start()
     page.wait_done()
     assert page.visible("error") is False
-    assert page.output() == _api(strict_ui_server, speech_wav_short, "text", STRICT_API_KEY)
+    assert page.output() == _api(strict_server, speech_wav_short, "text", STRICT_API_KEY)
     assert page.js("return localStorage.getItem('gigaam-api.key')") == STRICT_API_KEY
 
     page.open()  # a new visit: the key is filled in and accepted
@@ -240,9 +229,9 @@ def test_wrong_key_then_right_key_and_the_key_is_remembered(
 
 
 def test_dropped_non_audio_file_shows_its_error(
-    ui_server: RunningServer, browser: BrowserFactory
+    api_server: RunningServer, browser: BrowserFactory
 ) -> None:
-    page = browser(ui_server.base_url).open()
+    page = browser(api_server.base_url).open()
     page.js(
         """
         const data = new DataTransfer();
@@ -260,13 +249,13 @@ def test_dropped_non_audio_file_shows_its_error(
     assert page.visible("result") is False
     assert page.el("start").is_enabled()
     page.screenshot("error-not-audio")
-    ui_server.assert_clean()
+    api_server.assert_clean()
 
 
 def test_russian_browser_gets_the_russian_page(
-    ui_server: RunningServer, browser: BrowserFactory, tmp_path: Path, speech_wav_short: Path
+    api_server: RunningServer, browser: BrowserFactory, tmp_path: Path, speech_wav_short: Path
 ) -> None:
-    page = browser(ui_server.base_url, language="ru-RU").open()
+    page = browser(api_server.base_url, language="ru-RU").open()
     assert page.js("return document.documentElement.lang") == "ru"
     assert page.text("start") == "Распознать"
     assert page.text("key-label") == "Ключ API"
@@ -280,23 +269,23 @@ def test_russian_browser_gets_the_russian_page(
     page.choose_format("vtt")
     page.start()
     assert page.wait_done().startswith("Готово: ")
-    assert page.output() == _api(ui_server, speech_wav_short, "vtt")
+    assert page.output() == _api(api_server, speech_wav_short, "vtt")
     assert page.text("download") == "Скачать speech_short.vtt"
     page.screenshot("ru")
 
 
 def test_too_large_file_shows_its_error(
-    strict_ui_server: RunningServer, browser: BrowserFactory, speech_long: Path
+    strict_server: RunningServer, browser: BrowserFactory, speech_long: Path
 ) -> None:
     assert speech_long.stat().st_size > 1024 * 1024  # strict_server's MAX_UPLOAD_MB=1
-    page = browser(strict_ui_server.base_url).open()
+    page = browser(strict_server.base_url).open()
     page.set_key(STRICT_API_KEY)
     page.pick(speech_long)
     page.start()
     assert page.wait_error() == (
         "The file is larger than this server accepts (its MAX_UPLOAD_MB setting)."
     )
-    strict_ui_server.assert_clean()
+    strict_server.assert_clean()
 
 
 @pytest.fixture
@@ -377,11 +366,11 @@ def test_loading_model_shows_download_progress_then_works(
 
 
 def test_cancel_stops_the_job_on_the_server(
-    ui_server: RunningServer, browser: BrowserFactory, speech_ten_minutes: Path
+    api_server: RunningServer, browser: BrowserFactory, speech_ten_minutes: Path
 ) -> None:
-    worker = ui_server.runtime.worker
+    worker = api_server.runtime.worker
     cancelled_before = worker.cancelled
-    page = browser(ui_server.base_url).open()
+    page = browser(api_server.base_url).open()
     page.pick(speech_ten_minutes)
     page.start()
     page.wait(
@@ -396,11 +385,11 @@ def test_cancel_stops_the_job_on_the_server(
     job_id = _job_id(page)
     page.el("cancel").click()
     page.wait(lambda: page.text("status") == "Cancelled.", "the cancellation")
-    job = httpx.get(f"{ui_server.base_url}{JOBS}/{job_id}").json()
+    job = httpx.get(f"{api_server.base_url}{JOBS}/{job_id}").json()
     assert job["status"] == "cancelled"
     assert job["processed_s"] < job["duration_s"]
     assert job["error"] is not None
-    ui_server.assert_clean()  # idle: no upload, spool or ffmpeg left behind
+    api_server.assert_clean()  # idle: no upload, spool or ffmpeg left behind
     assert worker.cancelled == cancelled_before + 1
     assert page.el("start").is_enabled()
     assert page.visible("cancel") is False
@@ -412,16 +401,16 @@ def _hold_worker(server: RunningServer, audio: Path) -> socket.socket:
 
 
 def test_queue_position_shows_while_another_file_runs(
-    ui_server: RunningServer,
+    api_server: RunningServer,
     browser: BrowserFactory,
     speech_ten_minutes: Path,
     speech_wav_short: Path,
     tmp_path: Path,
 ) -> None:
-    page = browser(ui_server.base_url).open()
-    blocker = _hold_worker(ui_server, speech_ten_minutes)
+    page = browser(api_server.base_url).open()
+    blocker = _hold_worker(api_server, speech_ten_minutes)
     try:
-        page.wait(lambda: ui_server.runtime.worker.current is not None, "the other file to start")
+        page.wait(lambda: api_server.runtime.worker.current is not None, "the other file to start")
         short = fresh_copy(speech_wav_short, tmp_path)
         page.pick(short)
         page.start()
@@ -431,14 +420,14 @@ def test_queue_position_shows_while_another_file_runs(
     finally:
         blocker.close()
     page.wait_done()
-    assert page.output() == _api(ui_server, short, "text")
+    assert page.output() == _api(api_server, short, "text")
 
 
 def test_duration_the_browser_cannot_read_comes_from_the_server(
-    ui_server: RunningServer, browser: BrowserFactory, tmp_path: Path, speech_wav_short: Path
+    api_server: RunningServer, browser: BrowserFactory, tmp_path: Path, speech_wav_short: Path
 ) -> None:
     wma = encode(speech_wav_short, tmp_path / "interview.wma", AUDIO_FORMAT_ARGS["wma"][1])
-    page = browser(ui_server.base_url).open()
+    page = browser(api_server.base_url).open()
     page.pick(wma)
     assert page.text("file-info").endswith(" · duration not known yet")
     page.start()
@@ -448,12 +437,12 @@ def test_duration_the_browser_cannot_read_comes_from_the_server(
 
 
 def test_a_broken_event_stream_is_reopened_and_the_text_completes(
-    ui_server: RunningServer,
+    api_server: RunningServer,
     browser: BrowserFactory,
     cuttable: Callable[[RunningServer], CuttableProxy],
     speech_ten_minutes: Path,
 ) -> None:
-    proxy = cuttable(ui_server)
+    proxy = cuttable(api_server)
     page = browser(proxy.base_url).open()
     page.js(_RECORDER)
     page.pick(speech_ten_minutes)
@@ -463,21 +452,21 @@ def test_a_broken_event_stream_is_reopened_and_the_text_completes(
     page.wait_done()
     assert "Connection lost, reconnecting…" in page.js("return window.seen.statuses")
     assert page.visible("error") is False
-    result = httpx.get(f"{ui_server.base_url}{JOBS}/{_job_id(page)}/result?response_format=text")
+    result = httpx.get(f"{api_server.base_url}{JOBS}/{_job_id(page)}/result?response_format=text")
     assert page.output() == result.text  # nothing lost or repeated by the reconnection
 
 
 def test_a_reloaded_page_finds_its_job_again(
-    ui_server: RunningServer,
+    api_server: RunningServer,
     browser: BrowserFactory,
     speech_ten_minutes: Path,
     speech_long: Path,
     tmp_path: Path,
 ) -> None:
-    worker = ui_server.runtime.worker
+    worker = api_server.runtime.worker
     completed_before = worker.completed  # the blocker below ends cancelled, not completed
-    page = browser(ui_server.base_url).open()
-    blocker = _hold_worker(ui_server, speech_ten_minutes)
+    page = browser(api_server.base_url).open()
+    blocker = _hold_worker(api_server, speech_ten_minutes)
     try:
         page.wait(lambda: worker.current is not None, "the other file to start")
         page.pick(fresh_copy(speech_long, tmp_path))
@@ -491,10 +480,10 @@ def test_a_reloaded_page_finds_its_job_again(
         blocker.close()
     page.wait_done()
     assert _job_id(page) == job_id
-    result = httpx.get(f"{ui_server.base_url}{JOBS}/{job_id}/result?response_format=text")
+    result = httpx.get(f"{api_server.base_url}{JOBS}/{job_id}/result?response_format=text")
     assert page.output() == result.text
     assert page.text("download") == "Download speech_long.txt"
-    ui_server.wait_idle()
+    api_server.wait_idle()
     assert worker.completed == completed_before + 1  # followed again, not started again
 
 
@@ -512,9 +501,9 @@ def _focus_ring(page: Page) -> tuple[str, float]:
 
 
 def test_keyboard_only_with_visible_focus(
-    ui_server: RunningServer, browser: BrowserFactory, speech_wav_short: Path
+    api_server: RunningServer, browser: BrowserFactory, speech_wav_short: Path
 ) -> None:
-    page = browser(ui_server.base_url).open()
+    page = browser(api_server.base_url).open()
     keys = ActionChains(page.driver)
 
     def press(key: str) -> str:
@@ -534,7 +523,7 @@ def test_keyboard_only_with_visible_focus(
     assert press(Keys.TAB) == "start"
     keys.send_keys(Keys.ENTER).perform()
     page.wait_done()
-    assert page.output() == _api(ui_server, speech_wav_short, "srt")
+    assert page.output() == _api(api_server, speech_wav_short, "srt")
     page.el("output").click()  # then on by keyboard from the transcript
     assert press(Keys.TAB) == "copy"
     assert press(Keys.TAB) == "download"
@@ -543,9 +532,9 @@ def test_keyboard_only_with_visible_focus(
 
 
 def test_controls_have_accessible_names(
-    strict_ui_server: RunningServer, browser: BrowserFactory, speech_wav_short: Path
+    strict_server: RunningServer, browser: BrowserFactory, speech_wav_short: Path
 ) -> None:
-    page = browser(strict_ui_server.base_url).open()
+    page = browser(strict_server.base_url).open()
     page.set_key(STRICT_API_KEY)
     page.pick(speech_wav_short)
     page.start()
@@ -562,9 +551,9 @@ def test_controls_have_accessible_names(
 
 
 def test_phone_width_layout(
-    ui_server: RunningServer, browser: BrowserFactory, speech_wav_short: Path
+    api_server: RunningServer, browser: BrowserFactory, speech_wav_short: Path
 ) -> None:
-    page = browser(ui_server.base_url).open()
+    page = browser(api_server.base_url).open()
     width = 390
     page.cdp(
         "Emulation.setDeviceMetricsOverride",
@@ -593,9 +582,9 @@ def test_phone_width_layout(
 
 
 def test_dark_and_light_follow_the_system(
-    ui_server: RunningServer, browser: BrowserFactory, speech_wav_short: Path
+    api_server: RunningServer, browser: BrowserFactory, speech_wav_short: Path
 ) -> None:
-    page = browser(ui_server.base_url).open()
+    page = browser(api_server.base_url).open()
 
     def background() -> str:
         return str(page.js("return getComputedStyle(document.body).backgroundColor"))

@@ -19,32 +19,22 @@ from tests.fixtures.cdn import FakeCdn
 from tests.fixtures.server import RunningServer, ServerFactory, make_settings, start_server
 
 
-class _Collect(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
-        self.records: list[logging.LogRecord] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.records.append(record)
-
-
 @pytest.fixture
-def collected() -> Iterator[list[logging.LogRecord]]:
-    """Every record of the package's loggers (the server's handler stays in place)."""
-    handler = _Collect()
+def collected(caplog: pytest.LogCaptureFixture) -> Iterator[pytest.LogCaptureFixture]:
+    """caplog, also fed by the package's loggers (they do not propagate to the root logger)."""
     package = logging.getLogger("gigaam_api")
-    package.addHandler(handler)
-    yield handler.records
-    package.removeHandler(handler)
+    package.addHandler(caplog.handler)
+    yield caplog
+    package.removeHandler(caplog.handler)
 
 
 def _request_level(
-    records: list[logging.LogRecord], method: str, path: str, status: int, timeout_s: float = 10.0
+    log: pytest.LogCaptureFixture, method: str, path: str, status: int, timeout_s: float = 10.0
 ) -> int:
     """The level of the request line for method, path and status (written after the response)."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        for record in list(records):
+        for record in list(log.records):
             fields = getattr(record, "fields", None)
             if fields and (fields["method"], fields["path"], fields["status"]) == (
                 method,
@@ -66,7 +56,7 @@ def _wait_for_health(server: RunningServer, status: str) -> httpx.Response:
 
 
 def test_while_loading_probes_are_debug_a_refused_request_a_warning_and_nothing_an_error(
-    server_factory: ServerFactory, speech_wav_short: Path, collected: list[logging.LogRecord]
+    server_factory: ServerFactory, speech_wav_short: Path, collected: pytest.LogCaptureFixture
 ) -> None:
     release = threading.Event()
 
@@ -90,8 +80,8 @@ def test_while_loading_probes_are_debug_a_refused_request_a_warning_and_nothing_
     assert _request_level(collected, "GET", "/health", 503) == logging.DEBUG
     assert _request_level(collected, "GET", "/health", 200) == logging.DEBUG
     assert _request_level(collected, "POST", "/v1/audio/transcriptions", 503) == logging.WARNING
-    assert [r.getMessage() for r in collected if r.levelno >= logging.ERROR] == []
-    loaded = [r for r in collected if r.getMessage().startswith("Model v3_ctc loaded")]
+    assert [r.getMessage() for r in collected.records if r.levelno >= logging.ERROR] == []
+    loaded = [r for r in collected.records if r.getMessage().startswith("Model v3_ctc loaded")]
     assert [r.levelno for r in loaded] == [logging.INFO]
 
 
@@ -99,7 +89,7 @@ def test_unwritable_models_dir_names_the_fix_in_health_and_in_one_error_line(
     fake_cdn: FakeCdn,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
-    collected: list[logging.LogRecord],
+    collected: pytest.LogCaptureFixture,
 ) -> None:
     # A container whose /sys is a host folder, and the image's user: the tests run as root, and
     # sysfs refuses new directories even to root, so the failure itself is real.
@@ -126,7 +116,7 @@ def test_unwritable_models_dir_names_the_fix_in_health_and_in_one_error_line(
     assert health.status_code == 503
     assert health.json()["error"].startswith("ModelsDirError: Cannot create the models directory")
     assert fix in health.json()["error"]
-    errors = [r for r in collected if r.levelno >= logging.ERROR]
+    errors = [r for r in collected.records if r.levelno >= logging.ERROR]
     assert len(errors) == 1
     assert fix in errors[0].getMessage()
     assert errors[0].exc_info is None  # the message is the explanation; no traceback

@@ -15,13 +15,14 @@ ENV PIP_NO_CACHE_DIR=1 \
 RUN python -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
 
-# Every package at its version in constraints.txt, the set CI tested. torch first and from the
-# CPU index, so the project's torch requirement is already met and pip never pulls a CUDA build;
-# this layer stays cached while the source changes.
+# Every package at its version in constraints.txt, the set CI tested. torch first, alone and from
+# the CPU index, so the project's torch requirement is already met and pip never pulls a CUDA
+# build; torch's own dependencies come from PyPI with the project. This layer stays cached while
+# the source changes.
 WORKDIR /src
 COPY constraints.txt ./
 RUN python -m pip install -q --upgrade pip \
- && python -m pip install -q torch -c constraints.txt --index-url "${TORCH_INDEX_URL}"
+ && python -m pip install -q --no-deps torch -c constraints.txt --index-url "${TORCH_INDEX_URL}"
 
 COPY pyproject.toml README.md ./
 COPY gigaam_api ./gigaam_api

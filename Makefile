@@ -28,8 +28,8 @@ install-dev: ## Install as `install` does, plus the test tools (espeak-ng, pytes
 	WITH_TEST_TOOLS=1 scripts/install
 
 run: ## Run the server with auto-reload on HOST:PORT (default 127.0.0.1:8000)
-	$(VENV)/uvicorn --factory gigaam_api.server.app:create_app --reload --no-access-log \
-		--host $(HOST) --port $(PORT)
+	$(VENV)/uvicorn --factory gigaam_api.server.app:create_app --reload --reload-dir gigaam_api \
+		--no-access-log --host $(HOST) --port $(PORT)
 
 check: ## Format check, lint, mypy --strict and the whole suite: what CI runs (scripts/check)
 	scripts/check

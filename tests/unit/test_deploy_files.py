@@ -135,13 +135,15 @@ def test_builder_installs_cpu_torch_then_the_project_at_the_pinned_versions() ->
     assert defaults["TORCH_INDEX_URL"] == _script_default("TORCH_INDEX_URL")
     assert _script_default("CONSTRAINTS") == "constraints.txt"
     runs = " ".join(_args("RUN", _dockerfile_stages()[1]))
-    torch_step = 'pip install -q torch -c constraints.txt --index-url "${TORCH_INDEX_URL}"'
+    torch_step = (
+        'pip install -q --no-deps torch -c constraints.txt --index-url "${TORCH_INDEX_URL}"'
+    )
     project_step = "pip install -q . -c constraints.txt"
     assert torch_step in runs
     # torch comes before the project, so the project's torch requirement is already met
     assert runs.index(torch_step) < runs.index(project_step)
     script = (ROOT / "scripts" / "install").read_text()
-    assert 'install -q torch -c "$CONSTRAINTS"' in script
+    assert 'install -q --no-deps torch -c "$CONSTRAINTS"' in script
     assert 'install -q -e . -c "$CONSTRAINTS"' in script
 
 
@@ -443,8 +445,8 @@ def test_build_docker_targets_linux_amd64_unless_told_otherwise() -> None:
 def test_makefile_commands_match_the_documented_ones() -> None:
     (run,) = _make_dry_run("run")
     assert run == (
-        ".venv/bin/uvicorn --factory gigaam_api.server.app:create_app --reload --no-access-log "
-        "--host 127.0.0.1 --port 8000"
+        ".venv/bin/uvicorn --factory gigaam_api.server.app:create_app --reload "
+        "--reload-dir gigaam_api --no-access-log --host 127.0.0.1 --port 8000"
     )
     recipes = {target: " ".join(recipe.split()) for target, (_, recipe) in _make_recipes().items()}
     assert "-m bench.bench_model" in recipes["bench"]

@@ -97,7 +97,7 @@ def test_request_line_shows_what_was_measured_and_nothing_unset() -> None:
 
 @pytest.fixture
 def restored_loggers() -> Iterator[None]:
-    loggers = [logging.getLogger(name) for name in SERVER_LOGGERS]
+    loggers = [logging.getLogger(name) for name in (*SERVER_LOGGERS, "uvicorn.error")]
     saved = [(lg.handlers[:], lg.level, lg.propagate) for lg in loggers]
     yield
     for lg, (handlers, level, propagate) in zip(loggers, saved, strict=True):
@@ -111,12 +111,16 @@ def test_configure_logging_twice_leaves_one_handler_and_takes_over_uvicorn(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     logging.getLogger("uvicorn").addHandler(logging.StreamHandler(sys.stdout))
+    logging.getLogger("uvicorn.error").setLevel(logging.NOTSET)  # uvicorn.run sets it in `serve`
     configure_logging("INFO", as_json=False)
     configure_logging("DEBUG", as_json=True)
 
     for name in SERVER_LOGGERS:
         target = logging.getLogger(name)
-        assert len(target.handlers) == 1, name
+        # pytest adds its capturing handlers to non-propagating loggers; only ours writes to stderr
+        streams = [getattr(handler, "stream", None) for handler in target.handlers]
+        assert streams.count(sys.stderr) == 1, name
+        assert sys.stdout not in streams, name
         assert target.level == logging.DEBUG
         assert not target.propagate
     logging.getLogger("uvicorn.error").info("Uvicorn running on %s", "http://0.0.0.0:8000")

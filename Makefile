@@ -77,6 +77,7 @@ logs: ## Follow the server's Docker logs
 download-weights: .env ## Fetch and verify weights into the Docker volume, then exit; MODELS="..."
 	$(COMPOSE) --profile tools run --rm --build download-weights download $(MODELS)
 
-clean: ## Remove caches and build leftovers (keeps .venv, .env and the weights)
-	rm -rf .mypy_cache .ruff_cache .pytest_cache .hypothesis build dist *.egg-info bench/out
+clean: ## Remove caches, build leftovers and CI's extra venvs (keeps .venv, .env and the weights)
+	rm -rf .mypy_cache .ruff_cache .pytest_cache .hypothesis build dist *.egg-info bench/out \
+		.venv-py312 .venv-floors
 	find . -path './.venv*' -prune -o -type d -name __pycache__ -exec rm -rf {} +

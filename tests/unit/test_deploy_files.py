@@ -169,6 +169,11 @@ def test_runtime_keeps_weights_in_the_data_volume_and_exposes_the_port() -> None
     assert env["PORT"] == "8000"
     # one volume for everything that persists: weights in /data/models, job results in /data/cache
     assert _args("VOLUME", runtime) == ['["/data"]']
+    # Docker drops changes made below a VOLUME after it is declared: /data is chowned before
+    chown = next(
+        i for i, step in enumerate(runtime) if "chown -R 1000:1000 /data" in step.arguments
+    )
+    assert chown < [step.keyword for step in runtime].index("VOLUME")
     assert _args("EXPOSE", runtime) == [str(_settings_defaults().port)]
     assert json.loads(_args("ENTRYPOINT", runtime)[0]) == ["gigaam-api"]
     assert json.loads(_args("CMD", runtime)[0]) == ["serve"]

@@ -1,13 +1,13 @@
 # gigaam-api: CPU-only image for a NAS or mini-PC. No weights inside: they are fetched into the
-# /data/models volume on first start (or beforehand with `make download-weights`).
+# /data volume on first start (or beforehand with `make download-weights`).
 # tests/unit/test_deploy_files.py checks the facts below against scripts/install and settings.py.
 
-ARG PYTHON_IMAGE=python:3.11-slim-bookworm
+# Debian 12 as on CI, so the image's ffmpeg is the one the tests ran against.
+ARG PYTHON_IMAGE=python:3.12-slim-bookworm
 
 # ---- builder: a venv with CPU torch and the project, the same steps as scripts/install ----------
 FROM ${PYTHON_IMAGE} AS builder
 
-ARG TORCH_VERSION=2.13.0
 ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
@@ -15,15 +15,18 @@ ENV PIP_NO_CACHE_DIR=1 \
 RUN python -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
 
-# torch first and from the CPU index, so the project's `torch>=2.4,<3` is already met and pip
-# never pulls a CUDA build; this layer stays cached while the source changes.
-RUN python -m pip install -q --upgrade pip \
- && python -m pip install -q "torch==${TORCH_VERSION}" --index-url "${TORCH_INDEX_URL}"
-
+# Every package at its version in constraints.txt, the set CI tested. torch first, alone and from
+# the CPU index, so the project's torch requirement is already met and pip never pulls a CUDA
+# build; torch's own dependencies come from PyPI with the project. This layer stays cached while
+# the source changes.
 WORKDIR /src
+COPY constraints.txt ./
+RUN python -m pip install -q --upgrade pip \
+ && python -m pip install -q --no-deps torch -c constraints.txt --index-url "${TORCH_INDEX_URL}"
+
 COPY pyproject.toml README.md ./
 COPY gigaam_api ./gigaam_api
-RUN python -m pip install -q .
+RUN python -m pip install -q . -c constraints.txt
 
 # ---- runtime: slim Python, ffmpeg from Debian, the venv, a non-root user -------------------------
 FROM ${PYTHON_IMAGE} AS runtime
@@ -32,9 +35,11 @@ RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends ffmpeg \
  && rm -rf /var/lib/apt/lists/*
 
+# /data belongs to the server's user in the image, so a named volume mounted there starts with the
+# same owner (Docker copies it in) and the first download needs no chown; see D-120.
 RUN groupadd --gid 1000 gigaam \
  && useradd --uid 1000 --gid 1000 --no-create-home --home-dir /data --shell /usr/sbin/nologin gigaam \
- && mkdir -p /data/models \
+ && mkdir -p /data/models /data/cache \
  && chown -R 1000:1000 /data
 
 COPY --from=builder /opt/venv /opt/venv
@@ -48,7 +53,7 @@ ENV PATH=/opt/venv/bin:$PATH \
 
 USER 1000:1000
 WORKDIR /data
-VOLUME ["/data/models"]
+VOLUME ["/data"]
 EXPOSE 8000
 
 # /health answers 503 while the weights download and load; the long start period covers a first

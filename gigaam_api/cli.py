@@ -98,6 +98,7 @@ def _serve(args: argparse.Namespace) -> None:
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level.lower(),
+        log_config=None,  # create_app() configured logging, uvicorn's loggers included
         access_log=False,  # the app writes its own line per request (request id, audio s, RTF)
     )
 

@@ -5,6 +5,7 @@ Only the CLI, the server and bootstrap read Settings; everything else takes plai
 
 from __future__ import annotations
 
+import os
 from typing import Annotated, Literal
 
 from pydantic import Field, ValidationError, ValidationInfo, field_validator
@@ -34,8 +35,8 @@ class Settings(BaseSettings):
     """auto picks cuda, then mps, then cpu."""
     api_key: str = ""
     """Bearer key clients must send; empty turns authentication off."""
-    models_dir: str = "/data/models"
-    """Where downloaded weights are cached (a Docker volume; ./models for local runs)."""
+    models_dir: str = Field(default="~/.cache/gigaam-api", validate_default=True)
+    """Where downloaded weights are cached; `~` is expanded. The Docker image sets /data/models."""
     weights_url: str = OFFICIAL_WEIGHTS_URL
     """Base URL the weights are fetched from."""
     quantize_int8: bool = False
@@ -100,6 +101,11 @@ class Settings(BaseSettings):
     @classmethod
     def _upper_log_level(cls, value: object) -> object:
         return value.upper() if isinstance(value, str) else value
+
+    @field_validator("models_dir")
+    @classmethod
+    def _expand_home(cls, value: str) -> str:
+        return os.path.expanduser(value)
 
     @field_validator("allowed_models", "cors_allow_origins", "model_aliases", mode="before")
     @classmethod

@@ -26,6 +26,7 @@ from gigaam_api.errors import (
     WeightsChecksumError,
     WeightsDownloadError,
 )
+from gigaam_api.permissions import describe_write_failure
 from gigaam_api.types import DownloadProgress
 
 logger = logging.getLogger(__name__)
@@ -194,17 +195,27 @@ def _ensure_dir(models_dir: Path) -> None:
         models_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise ModelsDirError(
-            f"Cannot create the models directory {models_dir} ({exc.strerror or exc}); "
-            "set MODELS_DIR to a writable directory."
+            f"Cannot create the models directory {models_dir} ({exc.strerror or exc}). "
+            + _fix_for(models_dir, exc)
         ) from exc
 
 
 def _dir_error(directory: Path, exc: OSError) -> ModelsDirError:
-    reason = "the disk is full" if exc.errno in (errno.ENOSPC, errno.EDQUOT) else "not writable"
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return ModelsDirError(
+            f"Cannot write weights into {directory}: the disk is full ({exc.strerror or exc}). "
+            "Free space or set MODELS_DIR to a directory with room for the model."
+        )
     return ModelsDirError(
-        f"Cannot write weights into {directory}: {reason} ({exc.strerror or exc}). Free space "
-        "or set MODELS_DIR to a writable directory with room for the model."
+        f"Cannot write weights into {directory} ({exc.strerror or exc}). "
+        + _fix_for(directory, exc)
     )
+
+
+def _fix_for(directory: Path, exc: OSError) -> str:
+    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return describe_write_failure(directory, "MODELS_DIR", exc)
+    return "Set MODELS_DIR to a writable directory."
 
 
 def _download(

@@ -185,7 +185,7 @@ def error_body(info: ErrorInfo) -> dict[str, dict[str, str | None]]:
 
 def error_response(exc: BaseException) -> JSONResponse:
     info = describe(exc)
-    if info.status_code >= 500:
+    if info.status_code >= 500 and info.status_code != 503:  # 503 (busy, loading) is expected
         logger.error("request failed: %s", info.message, exc_info=exc)
     return JSONResponse(error_body(info), status_code=info.status_code, headers=dict(info.headers))
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from gigaam_api.errors import ModelLoadFailedError, ModelLoadingError
+from gigaam_api.errors import GigaamError, ModelLoadFailedError, ModelLoadingError
 from gigaam_api.server.cache import ResultCache
 from gigaam_api.server.registry import JobRegistry
 from gigaam_api.server.worker import Worker
@@ -62,7 +62,10 @@ class ModelState:
         try:
             transcriber = factory(settings, self.on_progress)
         except Exception as exc:
-            logger.exception("Loading the model %r failed", settings.model)
+            if isinstance(exc, GigaamError):  # its message says what to do; a traceback wouldn't
+                logger.error("Loading the model %r failed: %s", settings.model, exc)
+            else:
+                logger.exception("Loading the model %r failed", settings.model)
             with self._lock:
                 self._status = "error"
                 self._error = f"{type(exc).__name__}: {exc}"

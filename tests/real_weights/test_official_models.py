@@ -1,9 +1,11 @@
 """Upstream's expected transcripts and word timestamps of example.wav (facts §10.4).
 
-Needs the official weights, so not part of CI. Get the files, then run
+Needs the official weights, so not part of CI. Get the files into MODELS_DIR (read like every
+setting: environment, .env, default ~/.cache/gigaam-api), then run
 `.venv/bin/python -m pytest -m real_weights tests/real_weights` (or `make test-real`):
-    MODELS_DIR=./models .venv/bin/gigaam-api download v3_ctc v3_rnnt v3_e2e_ctc v3_e2e_rnnt
-    curl -o models/example.wav https://cdn.chatwm.opensmodel.sberdevices.ru/GigaAM/example.wav
+    .venv/bin/gigaam-api download v3_ctc v3_rnnt v3_e2e_ctc v3_e2e_rnnt
+    curl -o ~/.cache/gigaam-api/example.wav \
+        https://cdn.chatwm.opensmodel.sberdevices.ru/GigaAM/example.wav
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import pytest
 
 from gigaam_api.engines.base import Waveform
 from gigaam_api.engines.pytorch import TorchEngine
-from gigaam_api.settings import OFFICIAL_WEIGHTS_URL
+from gigaam_api.settings import OFFICIAL_WEIGHTS_URL, load_settings
 
 pytestmark = pytest.mark.real_weights
 
@@ -70,7 +72,7 @@ HOW_TO_GET = (
 
 
 def _models_dir() -> Path:
-    return Path(os.environ.get("MODELS_DIR", "models"))
+    return Path(load_settings().models_dir)
 
 
 def _example_wav() -> Path:

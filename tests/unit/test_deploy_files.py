@@ -1,13 +1,14 @@
 """The deployment files state what the code expects: Dockerfile, docker-compose.yml, .env.example,
-.dockerignore and the Makefile.
+.dockerignore, the Makefile and .ci/run.
 
 No Docker engine runs here, so the files are parsed and their key facts asserted; the healthcheck
-command itself is run against a real local HTTP server.
+command runs against a real local HTTP server and the Makefile's commands under a real `make`.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
 import shlex
 import subprocess
@@ -21,10 +22,11 @@ from typing import Any
 
 import pytest
 
-# PyYAML has no type stubs here; it comes with omegaconf (a dev dependency), so no new package.
+# PyYAML (a dev dependency) has no type stubs here.
 import yaml  # type: ignore[import-untyped]
 
 from gigaam_api.settings import Settings
+from tests.fixtures.cdn import FakeCdn
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -116,23 +118,33 @@ def _settings_defaults() -> Settings:
 # ------------------------------------------------------------------------------ Dockerfile
 
 
-def test_dockerfile_builds_in_two_stages_on_slim_python_3_11() -> None:
+def test_dockerfile_builds_in_two_stages_on_slim_python_3_12_as_ci_tests() -> None:
     stages = _dockerfile_stages()
     froms = [stage[0].arguments for stage in stages[1:]]
     assert froms == ["${PYTHON_IMAGE} AS builder", "${PYTHON_IMAGE} AS runtime"]
-    assert _arg_defaults()["PYTHON_IMAGE"].startswith("python:3.11-slim")
+    image = _arg_defaults()["PYTHON_IMAGE"]
+    # Debian 12, as on CI: the image's ffmpeg is the one the tests ran against
+    assert image == "python:3.12-slim-bookworm"
+    assert "PYTHON=$(python_for 3.12) VENV=.venv-py312 scripts/install" in _ci_commands()
+    assert ".venv-py312/bin/python -m pytest" in _ci_commands()
 
 
-def test_builder_installs_cpu_torch_exactly_as_scripts_install_does() -> None:
+def test_builder_installs_cpu_torch_then_the_project_at_the_pinned_versions() -> None:
     defaults = _arg_defaults()
     assert defaults["TORCH_INDEX_URL"] == "https://download.pytorch.org/whl/cpu"
     assert defaults["TORCH_INDEX_URL"] == _script_default("TORCH_INDEX_URL")
-    assert defaults["TORCH_VERSION"] == _script_default("TORCH_VERSION")
+    assert _script_default("CONSTRAINTS") == "constraints.txt"
     runs = " ".join(_args("RUN", _dockerfile_stages()[1]))
-    torch_step = 'pip install -q "torch==${TORCH_VERSION}" --index-url "${TORCH_INDEX_URL}"'
+    torch_step = (
+        'pip install -q --no-deps torch -c constraints.txt --index-url "${TORCH_INDEX_URL}"'
+    )
+    project_step = "pip install -q . -c constraints.txt"
     assert torch_step in runs
     # torch comes before the project, so the project's torch requirement is already met
-    assert runs.index(torch_step) < runs.index("pip install -q .")
+    assert runs.index(torch_step) < runs.index(project_step)
+    script = (ROOT / "scripts" / "install").read_text()
+    assert 'install -q --no-deps torch -c "$CONSTRAINTS"' in script
+    assert 'install -q -e . -c "$CONSTRAINTS"' in script
 
 
 def test_runtime_runs_as_uid_and_gid_1000_with_ffmpeg_from_debian() -> None:
@@ -141,6 +153,7 @@ def test_runtime_runs_as_uid_and_gid_1000_with_ffmpeg_from_debian() -> None:
     assert "apt-get install -y --no-install-recommends ffmpeg" in runs
     assert "groupadd --gid 1000" in runs
     assert "useradd --uid 1000 --gid 1000" in runs
+    assert "mkdir -p /data/models /data/cache" in runs
     assert "chown -R 1000:1000 /data" in runs
     assert _args("USER", runtime) == ["1000:1000"]
     # USER comes before the entrypoint, so nothing runs as root at run time
@@ -148,13 +161,19 @@ def test_runtime_runs_as_uid_and_gid_1000_with_ffmpeg_from_debian() -> None:
     assert keywords.index("USER") < keywords.index("ENTRYPOINT")
 
 
-def test_runtime_keeps_weights_in_the_models_volume_and_exposes_the_port() -> None:
+def test_runtime_keeps_weights_in_the_data_volume_and_exposes_the_port() -> None:
     runtime = _dockerfile_stages()[-1]
     env = _env(runtime)
     assert env["MODELS_DIR"] == "/data/models"
-    assert env["MODELS_DIR"] == _settings_defaults().models_dir
+    assert env["MODELS_DIR"] == _service("gigaam-api")["environment"]["MODELS_DIR"]
     assert env["PORT"] == "8000"
-    assert _args("VOLUME", runtime) == ['["/data/models"]']
+    # one volume for everything that persists: weights in /data/models, job results in /data/cache
+    assert _args("VOLUME", runtime) == ['["/data"]']
+    # Docker drops changes made below a VOLUME after it is declared: /data is chowned before
+    chown = next(
+        i for i, step in enumerate(runtime) if "chown -R 1000:1000 /data" in step.arguments
+    )
+    assert chown < [step.keyword for step in runtime].index("VOLUME")
     assert _args("EXPOSE", runtime) == [str(_settings_defaults().port)]
     assert json.loads(_args("ENTRYPOINT", runtime)[0]) == ["gigaam-api"]
     assert json.loads(_args("CMD", runtime)[0]) == ["serve"]
@@ -165,17 +184,24 @@ def test_no_weights_or_local_files_are_copied_into_the_image() -> None:
     sources = [
         part for arguments in copies for part in arguments.split()[:-1] if not part.startswith("--")
     ]
-    assert sorted(sources) == ["/opt/venv", "README.md", "gigaam_api", "pyproject.toml"]
+    assert sorted(sources) == [
+        "/opt/venv",
+        "README.md",
+        "constraints.txt",
+        "gigaam_api",
+        "pyproject.toml",
+    ]
     assert _args("ADD", _all_instructions()) == []
     ignore = [
         line
         for line in (ROOT / ".dockerignore").read_text().splitlines()
         if line and not line.startswith("#")
     ]
-    # everything is excluded, then only the three inputs of `pip install .` are let back in
+    # everything is excluded, then only the inputs of `pip install . -c constraints.txt`
     assert ignore[0] == "*"
     assert sorted(line for line in ignore if line.startswith("!")) == [
         "!README.md",
+        "!constraints.txt",
         "!gigaam_api/",
         "!pyproject.toml",
     ]
@@ -235,13 +261,15 @@ def test_healthcheck_command_passes_only_on_a_2xx_health(
 # ------------------------------------------------------------------------------ docker-compose.yml
 
 
-def test_compose_service_publishes_8000_with_the_models_volume() -> None:
+def test_compose_service_publishes_8000_with_the_named_data_volume() -> None:
     service = _service("gigaam-api")
     assert service["build"] == {"context": "."}
     assert service["image"] == "gigaam-api:latest"
     assert service["env_file"] == ".env"
     assert service["ports"] == ["8000:8000"]
-    assert service["volumes"] == ["./models:/data/models"]
+    # a named volume starts with the image's /data, owned by UID 1000: no chown on a fresh host
+    assert service["volumes"] == ["gigaam-api-data:/data"]
+    assert _compose()["volumes"] == {"gigaam-api-data": {"name": "gigaam-api-data"}}
     assert service["restart"] == "unless-stopped"
     # the container's own paths win over a .env written for native runs
     assert service["environment"] == {
@@ -270,10 +298,21 @@ def test_download_weights_is_a_tools_profile_job_writing_to_the_same_volume() ->
     assert job["profiles"] == ["tools"]
     assert job["image"] == _service("gigaam-api")["image"]
     assert job["command"] == ["download"]
-    assert job["volumes"] == ["./models:/data/models"]
+    assert job["volumes"] == _service("gigaam-api")["volumes"]
     assert job["environment"] == {"MODELS_DIR": "/data/models"}
     assert job["restart"] == "no"
     assert "profiles" not in _service("gigaam-api")
+
+
+def test_compose_documents_the_bind_mount_with_its_chown() -> None:
+    comments = " ".join(
+        line.strip("# ")
+        for line in (ROOT / "docker-compose.yml").read_text().splitlines()
+        if line.startswith("#")
+    )
+    assert "`gigaam-api-data:/data`" in comments
+    assert "`./data:/data`" in comments
+    assert "mkdir -p data && sudo chown -R 1000:1000 data" in comments
 
 
 # ------------------------------------------------------------------------------ .env.example
@@ -314,7 +353,7 @@ def test_env_example_values_are_the_defaults(
 
 def test_env_example_explains_models_dir_for_native_and_docker_runs() -> None:
     text = (ROOT / ".env.example").read_text()
-    assert "./models" in text
+    assert "~/.cache/gigaam-api" in text
     assert "/data/models" in text
 
 
@@ -322,9 +361,13 @@ def test_env_example_explains_models_dir_for_native_and_docker_runs() -> None:
 
 _TARGETS = (
     "install",
+    "install-dev",
     "run",
     "check",
+    "pre-commit",
     "test",
+    "test-integration",
+    "test-all",
     "test-real",
     "bench",
     "download-weights-local",
@@ -352,6 +395,19 @@ def _make_recipes() -> dict[str, tuple[str, str]]:
     return recipes
 
 
+def _make_dry_run(*args: str) -> list[str]:
+    """The commands `make -n` would run, one per line."""
+    result = subprocess.run(
+        ["make", "--no-print-directory", "-n", "-C", str(ROOT), *args],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
+    lines = result.stdout.replace("\\\n", " ").splitlines()
+    return [" ".join(line.split()) for line in lines if line.strip()]
+
+
 def test_makefile_has_every_target_with_help() -> None:
     recipes = _make_recipes()
     for target in (*_TARGETS, "help"):
@@ -361,24 +417,102 @@ def test_makefile_has_every_target_with_help() -> None:
     assert set(_TARGETS) <= set(phony.group(1).replace("\\", " ").split())
 
 
+def test_makefile_test_targets_split_the_suite() -> None:
+    assert _make_dry_run("test") == [".venv/bin/python -m pytest tests/unit"]
+    assert _make_dry_run("test-integration") == [".venv/bin/python -m pytest tests/integration"]
+    assert _make_dry_run("test-all") == [".venv/bin/python -m pytest"]
+    assert _make_dry_run("test-real") == [
+        ".venv/bin/python -m pytest -m real_weights tests/real_weights"
+    ]
+    assert _make_dry_run("check") == ["scripts/check"]
+    assert _make_dry_run("pre-commit") == [
+        ".venv/bin/ruff format .",
+        ".venv/bin/ruff check --fix .",
+        ".venv/bin/mypy",
+        ".venv/bin/python -m pytest tests/unit",
+    ]
+
+
+def test_makefile_installs_the_server_alone_or_with_the_test_tools() -> None:
+    assert _make_dry_run("install") == ["scripts/install"]
+    assert _make_dry_run("install-dev") == ["WITH_TEST_TOOLS=1 scripts/install"]
+
+
+def test_build_docker_targets_linux_amd64_unless_told_otherwise() -> None:
+    assert _make_dry_run("build-docker") == [
+        "docker build --platform linux/amd64 -t gigaam-api:latest ."
+    ]
+    assert _make_dry_run("build-docker", "PLATFORM=linux/arm64") == [
+        "docker build --platform linux/arm64 -t gigaam-api:latest ."
+    ]
+
+
 def test_makefile_commands_match_the_documented_ones() -> None:
+    (run,) = _make_dry_run("run")
+    assert run == (
+        ".venv/bin/uvicorn --factory gigaam_api.server.app:create_app --reload "
+        "--reload-dir gigaam_api --no-access-log --host 127.0.0.1 --port 8000"
+    )
     recipes = {target: " ".join(recipe.split()) for target, (_, recipe) in _make_recipes().items()}
-    assert recipes["install"] == "scripts/install"
-    assert recipes["check"] == "scripts/check"
-    assert recipes["run"] == (
-        'MODELS_DIR="$(MODELS_DIR)" $(VENV)/uvicorn --factory gigaam_api.server.app:create_app '
-        "--reload --host $(HOST) --port $(PORT)"
-    )
-    assert recipes["test"] == "$(VENV)/python -m pytest"
-    assert recipes["test-real"] == (
-        'MODELS_DIR="$(MODELS_DIR)" $(VENV)/python -m pytest -m real_weights tests/real_weights'
-    )
     assert "-m bench.bench_model" in recipes["bench"]
     assert "-m bench.bench_pipeline" in recipes["bench"]
     # `run SERVICE ARGS` replaces the service's command, so the recipe names `download` itself
     assert recipes["download-weights"].endswith(
         "run --rm --build download-weights download $(MODELS)"
     )
-    assert recipes["download-weights-local"].endswith("gigaam-api download $(MODELS)")
-    makefile = (ROOT / "Makefile").read_text()
-    assert re.search(r"^MODELS_DIR \?= \./models$", makefile, flags=re.MULTILINE)
+    assert recipes["download-weights-local"] == "$(VENV)/gigaam-api download $(MODELS)"
+
+
+def test_no_make_target_sets_a_setting() -> None:
+    """Settings come from the environment, then .env, then the defaults; make passes them on.
+
+    HOST and PORT are the one exception, documented: they are where `make run`'s development
+    server (uvicorn --reload) listens, 127.0.0.1:8000 unless given on make's command line.
+    """
+    lines = (ROOT / "Makefile").read_text().splitlines()
+    code = "\n".join(line for line in lines if not line.startswith("#"))
+    for name in set(Settings.model_fields) - {"host", "port"}:
+        assert not re.search(rf"\b{name.upper()}\s*[:?]?=", code), name
+
+
+def test_models_dir_from_the_environment_reaches_the_cli_through_make_with_home_expanded(
+    tmp_path: Path, fake_cdn: FakeCdn
+) -> None:
+    settings = {name.upper() for name in Settings.model_fields}
+    env = {name: value for name, value in os.environ.items() if name.upper() not in settings}
+    env |= {
+        "HOME": str(tmp_path / "home"),
+        "MODELS_DIR": "~/weights",
+        "WEIGHTS_URL": fake_cdn.url,  # serves nothing: the download stops at its 404
+    }
+    venv = f"VENV={Path(sys.executable).parent}"
+    result = subprocess.run(
+        ["make", "-C", str(ROOT), "download-weights-local", "MODELS=v1_ctc", venv],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+    assert result.returncode != 0
+    assert "v1_ctc.ckpt failed: HTTP 404" in result.stderr
+    # the CLI created MODELS_DIR before fetching: ~ became the home directory, not a ./~ folder
+    assert (tmp_path / "home" / "weights").is_dir()
+    assert not (ROOT / "~").exists()
+
+
+# ------------------------------------------------------------------------------ .ci/run
+
+
+def _ci_commands() -> str:
+    return (ROOT / ".ci" / "run").read_text()
+
+
+def test_ci_fails_on_any_failing_step_and_never_excuses_pytest() -> None:
+    ci = _ci_commands()
+    assert "set -euo pipefail" in ci.splitlines()
+    assert "|| true" not in ci
+    assert "$?" not in ci  # no `|| [ $? -eq 5 ]`: pytest's "no tests collected" is a failure
+    steps = [line for line in ci.splitlines() if line and not line.startswith(("#", " "))]
+    assert "scripts/check" in steps
+    assert "PYTHON=$(python_for 3.11) scripts/check-floors" in steps

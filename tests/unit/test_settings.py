@@ -1,10 +1,12 @@
+from pathlib import Path
+
 import pytest
 
 from gigaam_api.settings import Settings, SettingsError, load_settings
 
 
 @pytest.fixture(autouse=True)
-def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: object) -> None:
+def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     for name in Settings.model_fields:
         monkeypatch.delenv(name.upper(), raising=False)
     monkeypatch.chdir(str(tmp_path))  # no stray .env
@@ -50,3 +52,31 @@ def test_settings_describe_the_transcribe_defaults(monkeypatch: pytest.MonkeyPat
     assert options.vad.threshold == 0.3
     assert options.batch_size == 2
     assert options.chunking.max_duration_s == 22.0
+
+
+def test_models_dir_defaults_to_a_cache_in_the_home_directory(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert load_settings().models_dir == str(tmp_path / "home" / ".cache" / "gigaam-api")
+
+
+@pytest.mark.parametrize("source", ["environment", ".env"])
+def test_models_dir_expands_the_home_directory(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, source: str
+) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    if source == "environment":
+        monkeypatch.setenv("MODELS_DIR", "~/gigaam")
+    else:
+        (tmp_path / ".env").write_text("MODELS_DIR=~/gigaam\n")
+    assert load_settings().models_dir == str(tmp_path / "home" / "gigaam")
+
+
+def test_models_dir_from_the_environment_wins_over_dotenv(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    (tmp_path / ".env").write_text("MODELS_DIR=/from/dotenv\n")
+    assert load_settings().models_dir == "/from/dotenv"
+    monkeypatch.setenv("MODELS_DIR", "/from/environment")
+    assert load_settings().models_dir == "/from/environment"

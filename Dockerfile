@@ -48,6 +48,7 @@ ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     MODELS_DIR=/data/models \
+    CACHE_DIR=/data/cache \
     HOST=0.0.0.0 \
     PORT=8000
 

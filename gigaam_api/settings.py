@@ -81,9 +81,10 @@ class Settings(BaseSettings):
     job_grace_s: float = Field(default=30.0, ge=0)
     """When the last client of a job disconnects, it keeps running this long for a retry to
     attach; then it is cancelled. 0 cancels at once. Jobs API submissions never expire so."""
-    cache_dir: str = "/data/cache"
-    """Finished transcripts, kept across restarts; empty = memory only. A directory that
-    cannot be created or written is reported in the log and /health, and the cache is off."""
+    cache_dir: str = Field(default="~/.cache/gigaam-api/results", validate_default=True)
+    """Finished transcripts, kept across restarts; `~` is expanded; empty = memory only. The
+    Docker image sets /data/cache. A directory that cannot be created or written is reported in
+    the log and /health, and the cache is off."""
     cache_ttl_hours: float = Field(default=168.0, gt=0)
     """A cached transcript older than this is deleted."""
     cache_max_mb: int = Field(default=512, ge=1)
@@ -102,7 +103,7 @@ class Settings(BaseSettings):
     def _upper_log_level(cls, value: object) -> object:
         return value.upper() if isinstance(value, str) else value
 
-    @field_validator("models_dir")
+    @field_validator("models_dir", "cache_dir")
     @classmethod
     def _expand_home(cls, value: str) -> str:
         return os.path.expanduser(value)

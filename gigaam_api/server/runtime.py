@@ -117,7 +117,7 @@ def open_cache(settings: Settings) -> CacheState:
     except OSError as exc:
         problem = (
             f"CACHE_DIR {directory} is not usable ({exc.strerror or exc}); results are kept "
-            "in memory only. Set CACHE_DIR to a writable directory (./cache for native runs)."
+            "in memory only. Set CACHE_DIR to a writable directory."
         )
         logger.warning("%s", problem)
         return CacheState(None, problem)

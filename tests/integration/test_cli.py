@@ -301,7 +301,7 @@ def test_serve_is_healthy_by_the_docker_healthcheck_and_stops_cleanly(
         MODEL=str(tiny_v3_ctc_checkpoint),
         PORT=str(port),
         HOST="127.0.0.1",
-        CACHE_DIR=str(tmp_path / "cache"),  # not the default /data/cache of this machine
+        CACHE_DIR=str(tmp_path / "cache"),  # not the real home-directory cache
     )
     server = subprocess.Popen(
         [str(CLI), "serve"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True

@@ -166,6 +166,8 @@ def test_runtime_keeps_weights_in_the_data_volume_and_exposes_the_port() -> None
     env = _env(runtime)
     assert env["MODELS_DIR"] == "/data/models"
     assert env["MODELS_DIR"] == _service("gigaam-api")["environment"]["MODELS_DIR"]
+    assert env["CACHE_DIR"] == "/data/cache"
+    assert env["CACHE_DIR"] == _service("gigaam-api")["environment"]["CACHE_DIR"]
     assert env["PORT"] == "8000"
     # one volume for everything that persists: weights in /data/models, job results in /data/cache
     assert _args("VOLUME", runtime) == ['["/data"]']
@@ -274,6 +276,7 @@ def test_compose_service_publishes_8000_with_the_named_data_volume() -> None:
     # the container's own paths win over a .env written for native runs
     assert service["environment"] == {
         "MODELS_DIR": "/data/models",
+        "CACHE_DIR": "/data/cache",
         "HOST": "0.0.0.0",
         "PORT": "8000",
     }

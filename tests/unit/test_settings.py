@@ -54,11 +54,15 @@ def test_settings_describe_the_transcribe_defaults(monkeypatch: pytest.MonkeyPat
     assert options.chunking.max_duration_s == 22.0
 
 
-def test_models_dir_defaults_to_a_cache_in_the_home_directory(
+def test_data_directories_default_to_a_cache_in_the_home_directory(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    assert load_settings().models_dir == str(tmp_path / "home" / ".cache" / "gigaam-api")
+    settings = load_settings()
+    assert settings.models_dir == str(tmp_path / "home" / ".cache" / "gigaam-api")
+    assert settings.cache_dir == str(tmp_path / "home" / ".cache" / "gigaam-api" / "results")
+    monkeypatch.setenv("CACHE_DIR", "~/transcripts")
+    assert load_settings().cache_dir == str(tmp_path / "home" / "transcripts")
 
 
 @pytest.mark.parametrize("source", ["environment", ".env"])

@@ -17,8 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
+from gigaam_api.formats import FORMATS, RESPONSE_FORMATS, ResponseFormat, render
+
 if TYPE_CHECKING:
-    from gigaam_api.formats import ResponseFormat
     from gigaam_api.settings import Settings
     from gigaam_api.types import DownloadProgress, Transcriber
 
@@ -26,14 +27,6 @@ PROG = "gigaam-api"
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
 
-FORMAT_CHOICES = ("json", "text", "verbose_json", "srt", "vtt")
-FILE_EXTENSIONS = {
-    "json": "json",
-    "verbose_json": "json",
-    "text": "txt",
-    "srt": "srt",
-    "vtt": "vtt",
-}
 STDOUT = "-"
 
 LONG_FILE_S = 30.0
@@ -242,10 +235,10 @@ def _models(args: argparse.Namespace) -> None:
 # ------------------------------------------------------------------------------ transcribe
 
 
-def output_path(audio_path: Path, response_format: str, output_dir: Path | None) -> Path:
+def output_path(audio_path: Path, response_format: ResponseFormat, output_dir: Path | None) -> Path:
     """Where the transcript of audio_path goes: `<stem>.<ext>` in output_dir or beside the input."""
     directory = output_dir if output_dir is not None else audio_path.parent
-    return directory / f"{audio_path.stem}.{FILE_EXTENSIONS[response_format]}"
+    return directory / f"{audio_path.stem}.{FORMATS[response_format].extension}"
 
 
 def _body_text(body: dict[str, object] | str) -> str:
@@ -302,7 +295,6 @@ def _transcribe(args: argparse.Namespace) -> None:
 def _transcribe_one(
     transcriber: Transcriber, audio_path: Path, response_format: ResponseFormat, settings: Settings
 ) -> str:
-    from gigaam_api.formats import render
     from gigaam_api.types import Segment
 
     transcription = transcriber.transcribe(
@@ -357,7 +349,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="One file goes to stdout; several go beside their inputs as <stem>.<ext>.",
     )
     transcribe.add_argument("files", nargs="+", type=Path, metavar="FILE")
-    transcribe.add_argument("-f", "--format", choices=FORMAT_CHOICES, default="text")
+    transcribe.add_argument("-f", "--format", choices=RESPONSE_FORMATS, default="text")
     transcribe.add_argument("-m", "--model", help="model name or .ckpt path (default: MODEL)")
     transcribe.add_argument(
         "-o",

@@ -10,23 +10,36 @@ import math
 import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from gigaam_api.types import Segment, Word
 
 ResponseFormat = Literal["json", "text", "verbose_json", "srt", "vtt"]
-RESPONSE_FORMATS: tuple[ResponseFormat, ...] = ("json", "text", "verbose_json", "srt", "vtt")
+"""The one list of response formats; everything else (CLI choices, settings, the OpenAPI enum,
+FORMATS below) is derived from it."""
+RESPONSE_FORMATS: tuple[ResponseFormat, ...] = get_args(ResponseFormat)
 Granularity = Literal["word", "segment"]
 
 LANGUAGE = "russian"
 """verbose_json names the language in full, as OpenAI does (GigaAM is Russian-only)."""
 
-MEDIA_TYPES: dict[ResponseFormat, str] = {
-    "json": "application/json",
-    "verbose_json": "application/json",
-    "text": "text/plain; charset=utf-8",
-    "srt": "application/x-subrip; charset=utf-8",
-    "vtt": "text/vtt; charset=utf-8",
+
+@dataclass(frozen=True)
+class FormatInfo:
+    """How one response format travels: its media type, its file extension, and whether it
+    shows times (a timed body needs word timestamps; an untimed one can stream as text deltas)."""
+
+    media_type: str
+    extension: str
+    timed: bool
+
+
+FORMATS: dict[ResponseFormat, FormatInfo] = {
+    "json": FormatInfo("application/json", "json", timed=False),
+    "text": FormatInfo("text/plain; charset=utf-8", "txt", timed=False),
+    "verbose_json": FormatInfo("application/json", "json", timed=True),
+    "srt": FormatInfo("application/x-subrip; charset=utf-8", "srt", timed=True),
+    "vtt": FormatInfo("text/vtt; charset=utf-8", "vtt", timed=True),
 }
 
 _SENTENCE_END = (".", "!", "?", "…")

@@ -10,6 +10,7 @@ from typing import Annotated, Literal
 from pydantic import Field, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from gigaam_api.formats import ResponseFormat
 from gigaam_api.types import ChunkingOptions, TranscribeOptions, VadOptions
 
 OFFICIAL_WEIGHTS_URL = "https://cdn.chatwm.opensmodel.sberdevices.ru/GigaAM"
@@ -61,7 +62,7 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
     log_json: bool = False
     """One JSON object per log line instead of plain text."""
-    default_response_format: Literal["json", "text", "verbose_json", "srt", "vtt"] = "json"
+    default_response_format: ResponseFormat = "json"
     allowed_models: CsvList = Field(
         default_factory=lambda: ["v3_ctc", "v3_e2e_ctc", "v3_rnnt", "v3_e2e_rnnt"]
     )

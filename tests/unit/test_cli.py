@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from gigaam_api import cli
+from gigaam_api.formats import ResponseFormat
 from gigaam_api.settings import Settings
 
 
@@ -130,7 +131,7 @@ def test_format_bytes(size_bytes: int, expected: str) -> None:
     ],
 )
 def test_output_path_is_stem_and_extension(
-    response_format: str, output_dir: Path | None, expected: str
+    response_format: ResponseFormat, output_dir: Path | None, expected: str
 ) -> None:
     assert cli.output_path(Path("rec/talk.mp3"), response_format, output_dir) == Path(expected)
 

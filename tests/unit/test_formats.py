@@ -5,6 +5,7 @@ from __future__ import annotations
 import zlib
 
 import pytest
+from pydantic import ValidationError
 
 from gigaam_api import formats
 from gigaam_api.formats import UnitLimits, plan_units, wrap_lines
@@ -225,3 +226,34 @@ def test_render_dispatches_every_format() -> None:
     verbose = formats.render("verbose_json", [HELLO], 1.1, ["word"])
     assert isinstance(verbose, dict)
     assert "segments" not in verbose
+
+
+def test_every_format_has_its_details_and_the_derived_lists_follow() -> None:
+    from gigaam_api import cli
+    from gigaam_api.server.app import create_app
+    from gigaam_api.settings import Settings
+
+    names = ("json", "text", "verbose_json", "srt", "vtt")
+    assert formats.RESPONSE_FORMATS == names
+    assert tuple(formats.FORMATS) == names
+    assert {name for name, info in formats.FORMATS.items() if not info.timed} == {"json", "text"}
+    assert [formats.FORMATS[name].extension for name in names] == [
+        "json",
+        "txt",
+        "json",
+        "srt",
+        "vtt",
+    ]
+    transcribe = cli.build_parser().parse_args(["transcribe", "a.wav"])
+    assert transcribe.format == "text"
+    for name in names:
+        assert cli.build_parser().parse_args(["transcribe", "-f", name, "a.wav"]).format == name
+        assert (
+            Settings(_env_file=None, default_response_format=name).default_response_format == name
+        )
+    with pytest.raises(ValidationError, match="default_response_format"):
+        Settings(_env_file=None, default_response_format="xml")
+    schema = create_app(Settings(_env_file=None)).openapi()
+    form = schema["paths"]["/v1/audio/transcriptions"]["post"]["requestBody"]["content"]
+    enum = form["multipart/form-data"]["schema"]["properties"]["response_format"]["enum"]
+    assert enum == list(names)

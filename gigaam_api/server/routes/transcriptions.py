@@ -14,7 +14,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.requests import ClientDisconnect
 
-from gigaam_api.formats import MEDIA_TYPES, render
+from gigaam_api.formats import FORMATS, RESPONSE_FORMATS, render
 from gigaam_api.server import sse
 from gigaam_api.server.deps import RuntimeDep
 from gigaam_api.server.errors import error_response
@@ -36,7 +36,6 @@ from gigaam_api.types import Segment, TranscribeOptions, Transcriber
 router = APIRouter(tags=["audio"])
 
 _MIB = 1024 * 1024
-_STREAMABLE = ("json", "text")
 
 _FORM_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -44,10 +43,7 @@ _FORM_SCHEMA: dict[str, Any] = {
     "properties": {
         "file": {"type": "string", "format": "binary", "description": "Audio or video file."},
         "model": {"type": "string", "description": "Loaded model, ALLOWED_MODELS or an alias."},
-        "response_format": {
-            "type": "string",
-            "enum": ["json", "text", "verbose_json", "srt", "vtt"],
-        },
+        "response_format": {"type": "string", "enum": list(RESPONSE_FORMATS)},
         "timestamp_granularities[]": {
             "type": "array",
             "items": {"type": "string", "enum": ["word", "segment"]},
@@ -75,8 +71,8 @@ def _options(settings: Settings, form: TranscriptionForm) -> TranscribeOptions:
     options = settings.transcribe_options()
     if form.vad is not None:
         options = replace(options, vad=form.vad.apply(options.vad))
-    # json and text never show times, so skip computing them
-    return replace(options, word_timestamps=form.response_format not in _STREAMABLE)
+    # untimed bodies (json, text) never show times, so skip computing them
+    return replace(options, word_timestamps=FORMATS[form.response_format].timed)
 
 
 async def _watch_disconnect(request: Request, job: Job) -> None:
@@ -154,7 +150,7 @@ async def create_transcription(request: Request, runtime: RuntimeDep) -> Respons
             return _client_gone(log)
         log.audio_s = first.duration_s
         headers = {"X-Model": transcriber.model_id}
-        if form.stream and form.response_format in _STREAMABLE:
+        if form.stream and not FORMATS[form.response_format].timed:
             handed_over = True
             return StreamingResponse(
                 sse.iter_sse(job, on_end=lambda finished, _: _end_stream(watcher, log, finished)),
@@ -192,7 +188,9 @@ async def _complete(
             body = render(form.response_format, segments, event.duration_s, form.granularities)
             if isinstance(body, dict):
                 return JSONResponse(body, headers=headers)
-            return Response(body, media_type=MEDIA_TYPES[form.response_format], headers=headers)
+            return Response(
+                body, media_type=FORMATS[form.response_format].media_type, headers=headers
+            )
         elif isinstance(event, Failed):
             return error_response(event.error)
         elif isinstance(event, Disconnected):

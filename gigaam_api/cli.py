@@ -125,9 +125,14 @@ def _serve(args: argparse.Namespace) -> None:
     import uvicorn
 
     from gigaam_api.server.app import create_app
+    from gigaam_api.settings import SettingsError
 
+    try:
+        app = create_app(settings)
+    except SettingsError as exc:
+        raise CliError(str(exc), EXIT_USAGE) from exc
     uvicorn.run(
-        create_app(settings),
+        app,
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level.lower(),

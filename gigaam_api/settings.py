@@ -12,6 +12,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from gigaam_api.formats import ResponseFormat
 from gigaam_api.types import ChunkingOptions, TranscribeOptions, VadOptions
+from gigaam_api.weights import OFFICIAL_MODELS, model_id, official_name
 
 OFFICIAL_WEIGHTS_URL = "https://cdn.chatwm.opensmodel.sberdevices.ru/GigaAM"
 
@@ -66,7 +67,8 @@ class Settings(BaseSettings):
     allowed_models: CsvList = Field(
         default_factory=lambda: ["v3_ctc", "v3_e2e_ctc", "v3_rnnt", "v3_e2e_rnnt"]
     )
-    """Model names a request may ask for (comma-separated); the loaded model always runs."""
+    """Official models this server may be set to (MODEL) and that requests may name
+    (comma-separated); listed by /v1/models. The loaded model always runs."""
     cors_allow_origins: CsvList = Field(default_factory=list)
     """Origins allowed by CORS (comma-separated, e.g. app://obsidian.md); empty = CORS off."""
     model_aliases: CsvList = Field(
@@ -86,6 +88,16 @@ class Settings(BaseSettings):
             return [item.strip() for item in value.split(",") if item.strip()]
         return value
 
+    @field_validator("allowed_models")
+    @classmethod
+    def _official_names(cls, value: list[str]) -> list[str]:
+        unknown = [name for name in value if name not in OFFICIAL_MODELS]
+        if unknown:
+            raise ValueError(
+                f"{', '.join(unknown)} not official model names ({', '.join(OFFICIAL_MODELS)})"
+            )
+        return value
+
     @field_validator("vad_max_duration")
     @classmethod
     def _max_not_below_min(cls, value: float, info: ValidationInfo) -> float:
@@ -101,6 +113,28 @@ class Settings(BaseSettings):
         if maximum is not None and value < maximum:
             raise ValueError("must be >= VAD_MAX_DURATION")
         return value
+
+    @property
+    def served_model(self) -> str:
+        """The id MODEL is served under: its official name, or a local checkpoint's file stem."""
+        return model_id(self.model)
+
+    def check_served_model(self) -> None:
+        """Refuse to serve an official MODEL that ALLOWED_MODELS leaves out.
+
+        A path to a local checkpoint is always allowed: it is the operator's own file, served
+        under its file stem, which no list could name in advance (see D-101).
+
+        Raises:
+            SettingsError: naming both settings and how to fix them.
+        """
+        name = official_name(self.model)
+        if name is not None and name not in self.allowed_models:
+            listed = ", ".join(self.allowed_models) or "empty"
+            raise SettingsError(
+                f"MODEL={self.model} is not in ALLOWED_MODELS ({listed}); add {name} to "
+                "ALLOWED_MODELS or set MODEL to one of them."
+            )
 
     def transcribe_options(self) -> TranscribeOptions:
         """The per-call defaults these settings describe."""

@@ -187,17 +187,6 @@ def test_stream_with_verbose_json_gives_the_normal_response(
     assert "segments" in body
 
 
-def test_models_list_and_get(client: openai.OpenAI) -> None:
-    listed = [model.id for model in client.models.list()]
-    assert listed == ["v3_ctc", "whisper-1", "gpt-4o-transcribe", "gpt-4o-mini-transcribe"]
-    model = client.models.retrieve("whisper-1")
-    assert model.id == "whisper-1"
-    assert model.object == "model"
-    with pytest.raises(openai.NotFoundError) as caught:
-        client.models.retrieve("v3_rnnt")
-    assert caught.value.code == "model_not_found"
-
-
 def test_bad_model_is_a_400_with_param(client: openai.OpenAI, speech_wav_short: Path) -> None:
     with speech_wav_short.open("rb") as audio, pytest.raises(openai.BadRequestError) as caught:
         client.audio.transcriptions.create(model="whisper-2", file=audio)

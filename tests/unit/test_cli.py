@@ -211,3 +211,20 @@ def test_serve_with_an_invalid_port_setting_exits_2_before_starting(
     assert cli.main(["serve"]) == 2
     (line,) = capsys.readouterr().err.splitlines()
     assert line.startswith("gigaam-api: error: Invalid settings: PORT:")
+
+
+def test_serve_refuses_a_model_outside_allowed_models_before_listening(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import uvicorn
+
+    def never_run(*args: object, **kwargs: object) -> None:
+        raise AssertionError("uvicorn must not start")
+
+    monkeypatch.setattr(uvicorn, "run", never_run)
+    monkeypatch.setenv("MODEL", "v2_rnnt")
+    assert cli.main(["serve"]) == 2
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith("gigaam-api: error: MODEL=v2_rnnt is not in ALLOWED_MODELS (v3_ctc,")
+    monkeypatch.setenv("MODEL", "v2_rnnt")
+    assert cli.main(["models"]) == 0  # only the server refuses; the other commands still work

@@ -233,9 +233,9 @@ def test_every_format_has_its_details_and_the_derived_lists_follow() -> None:
     from gigaam_api.server.app import create_app
     from gigaam_api.settings import Settings
 
-    names = ("json", "text", "verbose_json", "srt", "vtt")
-    assert formats.RESPONSE_FORMATS == names
-    assert tuple(formats.FORMATS) == names
+    names: tuple[formats.ResponseFormat, ...] = ("json", "text", "verbose_json", "srt", "vtt")
+    assert names == formats.RESPONSE_FORMATS
+    assert names == tuple(formats.FORMATS)
     assert {name for name, info in formats.FORMATS.items() if not info.timed} == {"json", "text"}
     assert [formats.FORMATS[name].extension for name in names] == [
         "json",

@@ -50,3 +50,38 @@ def test_settings_describe_the_transcribe_defaults(monkeypatch: pytest.MonkeyPat
     assert options.vad.threshold == 0.3
     assert options.batch_size == 2
     assert options.chunking.max_duration_s == 22.0
+
+
+def test_allowed_models_must_be_official_names(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ALLOWED_MODELS", "v3_ctc, whisper-large")
+    with pytest.raises(SettingsError, match=r"ALLOWED_MODELS: .*whisper-large not official"):
+        load_settings()
+    monkeypatch.setenv("ALLOWED_MODELS", "")
+    assert load_settings().allowed_models == []
+
+
+@pytest.mark.parametrize(
+    ("model", "served"),
+    [("v3_ctc", "v3_ctc"), ("e2e_rnnt", "v3_e2e_rnnt"), ("/data/models/my-tune.ckpt", "my-tune")],
+)
+def test_model_is_served_under_its_official_name_or_file_stem(model: str, served: str) -> None:
+    settings = load_settings(model=model)
+    assert settings.served_model == served
+    settings.check_served_model()  # all three are allowed by the defaults
+
+
+@pytest.mark.parametrize("model", ["v2_ctc", "multilingual_ctc"])
+def test_official_model_outside_allowed_models_is_refused(model: str) -> None:
+    with pytest.raises(SettingsError) as caught:
+        load_settings(model=model).check_served_model()
+    assert str(caught.value) == (
+        f"MODEL={model} is not in ALLOWED_MODELS (v3_ctc, v3_e2e_ctc, v3_rnnt, v3_e2e_rnnt); "
+        f"add {model} to ALLOWED_MODELS or set MODEL to one of them."
+    )
+    load_settings(model=model, allowed_models=[model]).check_served_model()
+
+
+def test_a_local_checkpoint_needs_no_listing() -> None:
+    load_settings(model="./models/v2_ctc.ckpt", allowed_models=[]).check_served_model()
+    with pytest.raises(SettingsError, match=r"ALLOWED_MODELS \(empty\)"):
+        load_settings(model="rnnt", allowed_models=[]).check_served_model()

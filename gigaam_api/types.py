@@ -38,11 +38,18 @@ class SampleSpan:
 
 @dataclass(frozen=True)
 class Word:
-    """A word with its time span in seconds (chunk-local or absolute, as the holder says)."""
+    """A word with its time span in seconds (chunk-local or absolute, as the holder says).
+
+    tokens: the ids the model emitted for it, in its own vocabulary, word separators before it
+    included (a character model's spaces; a SentencePiece `▁` is part of the first piece), so a
+    run of words' tokens is exactly what the model emitted for that stretch. Empty when the
+    engine computed no word timestamps.
+    """
 
     text: str
     start: float
     end: float
+    tokens: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ import httpx
 import openai
 import pytest
 
+from tests.fixtures.checkpoints import RUSSIAN_CHARS
 from tests.fixtures.server import RunningServer
 
 SRT_TIME = re.compile(r"^\d{2}:\d{2}:\d{2},\d{3} --> \d{2}:\d{2}:\d{2},\d{3}$")
@@ -84,6 +85,11 @@ def test_verbose_json_default_is_segments_only(
         assert 0.0 <= segment["start"] <= segment["end"] <= verbose.duration
     joined = " ".join(segment.text.strip() for segment in verbose.segments)
     assert joined == verbose.text
+    # tokens: the character model's ids (the checkpoint's vocabulary), spaces between words kept
+    for segment in verbose.segments:
+        assert segment.tokens
+        spelled = "".join(RUSSIAN_CHARS[token] for token in segment.tokens)
+        assert " ".join(spelled.split()) == segment.text.strip()
 
 
 @pytest.mark.parametrize(

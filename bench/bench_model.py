@@ -25,8 +25,9 @@ import numpy as np
 import numpy.typing as npt
 import torch
 
-from bench.common import REPO, SAMPLE_RATE, report_header, speak
+from bench.common import REPO, SAMPLE_RATE, SPEECH, report_header
 from gigaam_api.engines.pytorch import TorchEngine
+from testkit.audio import synthesize_ru
 
 AUDIO_S = 60
 CHUNK_S = 20
@@ -49,13 +50,8 @@ class Measurement:
 
 def synthesize_speech(directory: Path) -> npt.NDArray[np.float32]:
     """60 s of 16 kHz mono espeak-ng Russian speech (the text looped to fill the minute)."""
-    raw, resampled = speak(directory / "speech_raw.wav", repeats=3), directory / "speech.wav"
-    subprocess.run(
-        ["ffmpeg", "-loglevel", "error", "-y", "-i", str(raw), "-ac", "1", "-ar", "16000",
-         "-sample_fmt", "s16", str(resampled)],
-        check=True,
-    )  # fmt: skip
-    with wave.open(str(resampled), "rb") as reader:
+    spoken = synthesize_ru(SPEECH * 3, directory / "speech.wav")  # 16 kHz mono s16
+    with wave.open(str(spoken), "rb") as reader:
         samples = np.frombuffer(reader.readframes(reader.getnframes()), dtype="<i2")
     speech = samples.astype(np.float32) / 32768.0
     repeats = int(np.ceil(AUDIO_S * SAMPLE_RATE / len(speech)))
@@ -123,7 +119,7 @@ def main() -> None:
         sys.stdout.write(json.dumps(asdict(result)) + "\n")
         return
 
-    from tests.fixtures.checkpoints import write_checkpoint
+    from testkit.checkpoints import write_checkpoint
 
     directory = Path(tempfile.mkdtemp(prefix="gigaam-bench-"))
     try:

@@ -24,7 +24,8 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from bench.common import REPO, SAMPLE_RATE, report_header, speak
+from bench.common import REPO, SAMPLE_RATE, SPEECH, report_header
+from testkit.audio import run_ffmpeg, synthesize_ru
 
 PERIOD_S = 60
 
@@ -76,11 +77,6 @@ class _SpoolWatch:
         return self.peak_bytes
 
 
-def _ffmpeg(*args: str) -> None:
-    command = ["ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error", "-y", *args]
-    subprocess.run(command, check=True)
-
-
 def _speech_s(speech_ratio: float) -> float:
     return max(1.0, PERIOD_S * speech_ratio)
 
@@ -98,11 +94,11 @@ def describe_file(seconds: int, speech_ratio: float) -> str:
 
 def build_file(directory: Path, seconds: int, speech_ratio: float) -> Path:
     """`seconds` of audio (see describe_file): per minute, speech then silence (FLAC)."""
-    spoken = speak(directory / "spoken.wav", repeats=4)
+    spoken = synthesize_ru(SPEECH * 4, directory / "spoken.wav")
     speech_s = _speech_s(speech_ratio)
     period = directory / f"period_{speech_ratio}.wav"
     # loop the speech to fill its share, then pad the minute with silence
-    _ffmpeg(
+    run_ffmpeg(
         *("-stream_loop", "-1", "-t", f"{speech_s}", "-i", str(spoken)),
         *("-af", f"apad=whole_dur={PERIOD_S}", "-ar", str(SAMPLE_RATE), "-ac", "1"),
         str(period),
@@ -111,7 +107,7 @@ def build_file(directory: Path, seconds: int, speech_ratio: float) -> Path:
     periods = -(-seconds // PERIOD_S)
     listing.write_text(f"file '{period}'\n" * periods, encoding="utf-8")
     path = directory / f"audio_{seconds}s.flac"
-    _ffmpeg(*("-f", "concat", "-safe", "0", "-i", str(listing), "-t", str(seconds)), str(path))
+    run_ffmpeg(*("-f", "concat", "-safe", "0", "-i", str(listing), "-t", str(seconds)), str(path))
     return path
 
 
@@ -204,7 +200,7 @@ def main() -> None:
         )
         return
 
-    from tests.fixtures.checkpoints import write_checkpoint
+    from testkit.checkpoints import write_checkpoint
 
     sizes = [int(size) for size in args.sizes.split(",")]
     ratios = [float(ratio) for ratio in args.speech_ratios.split(",")]

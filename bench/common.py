@@ -1,4 +1,6 @@
-"""What both benchmarks share: the repository root, the spoken text and the report header."""
+"""What both benchmarks share: the repository root, the spoken text and the report header.
+
+The speech itself comes from testkit.audio.synthesize_ru, as in the tests."""
 
 from __future__ import annotations
 
@@ -16,12 +18,6 @@ SPEECH = (
     "заводит, налево — сказку говорит. Там чудеса: там леший бродит, русалка на ветвях сидит. "
 )
 """Russian verse read by espeak-ng: real phonetics for the VAD, any length by repetition."""
-
-
-def speak(path: Path, repeats: int) -> Path:
-    """SPEECH read `repeats` times by espeak-ng (Russian voice) into a wav file."""
-    subprocess.run(["espeak-ng", "-v", "ru", "-w", str(path), SPEECH * repeats], check=True)
-    return path
 
 
 def _git_commit() -> str:

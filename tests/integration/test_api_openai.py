@@ -11,7 +11,7 @@ import httpx
 import openai
 import pytest
 
-from tests.fixtures.checkpoints import RUSSIAN_CHARS
+from testkit.checkpoints import RUSSIAN_CHARS
 from tests.fixtures.server import RunningServer
 
 SRT_TIME = re.compile(r"^\d{2}:\d{2}:\d{2},\d{3} --> \d{2}:\d{2}:\d{2},\d{3}$")

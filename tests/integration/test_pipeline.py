@@ -29,8 +29,8 @@ from gigaam_api.pipeline.chunking import Chunk, plan_chunks
 from gigaam_api.pipeline.transcribe import Pipeline
 from gigaam_api.pipeline.vad import SileroVad
 from gigaam_api.types import ChunkResult, Segment, TranscribeOptions
+from testkit.checkpoints import tokenizer_path_for
 from tests.fixtures.audio import child_processes
-from tests.fixtures.checkpoints import tokenizer_path_for
 
 SR = 16000
 THREADS = 2

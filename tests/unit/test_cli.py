@@ -9,14 +9,8 @@ import pytest
 
 from gigaam_api import cli
 from gigaam_api.formats import ResponseFormat
-from gigaam_api.settings import Settings
 
-
-@pytest.fixture(autouse=True)
-def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    for name in Settings.model_fields:
-        monkeypatch.delenv(name.upper(), raising=False)
-    monkeypatch.chdir(tmp_path)  # no stray .env
+pytestmark = pytest.mark.usefixtures("no_settings_env")
 
 
 # ------------------------------------------------------------------------------ parsing

@@ -11,6 +11,7 @@ from pydantic import ValidationError
 from gigaam_api import formats
 from gigaam_api.formats import UnitLimits, plan_units, wrap_lines
 from gigaam_api.types import Segment, Word
+from tests.fixtures.settings import isolated_settings
 
 
 def _segment(
@@ -236,7 +237,6 @@ def test_render_dispatches_every_format() -> None:
 def test_every_format_has_its_details_and_the_derived_lists_follow() -> None:
     from gigaam_api import cli
     from gigaam_api.server.app import create_app
-    from gigaam_api.settings import Settings
 
     names: tuple[formats.ResponseFormat, ...] = ("json", "text", "verbose_json", "srt", "vtt")
     assert names == formats.RESPONSE_FORMATS
@@ -253,12 +253,10 @@ def test_every_format_has_its_details_and_the_derived_lists_follow() -> None:
     assert transcribe.format == "text"
     for name in names:
         assert cli.build_parser().parse_args(["transcribe", "-f", name, "a.wav"]).format == name
-        assert (
-            Settings(_env_file=None, default_response_format=name).default_response_format == name
-        )
+        assert isolated_settings(default_response_format=name).default_response_format == name
     with pytest.raises(ValidationError, match="default_response_format"):
-        Settings(_env_file=None, default_response_format="xml")
-    schema = create_app(Settings(_env_file=None)).openapi()
+        isolated_settings(default_response_format="xml")
+    schema = create_app(isolated_settings()).openapi()
     form = schema["paths"]["/v1/audio/transcriptions"]["post"]["requestBody"]["content"]
     enum = form["multipart/form-data"]["schema"]["properties"]["response_format"]["enum"]
     assert enum == list(names)

@@ -1,13 +1,10 @@
 import pytest
+from pydantic import ValidationError
 
 from gigaam_api.settings import Settings, SettingsError, load_settings
+from tests.fixtures.settings import isolated_settings
 
-
-@pytest.fixture(autouse=True)
-def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: object) -> None:
-    for name in Settings.model_fields:
-        monkeypatch.delenv(name.upper(), raising=False)
-    monkeypatch.chdir(str(tmp_path))  # no stray .env
+pytestmark = pytest.mark.usefixtures("no_settings_env")
 
 
 def test_defaults_match_the_documented_table() -> None:
@@ -85,3 +82,15 @@ def test_a_local_checkpoint_needs_no_listing() -> None:
     load_settings(model="./models/v2_ctc.ckpt", allowed_models=[]).check_served_model()
     with pytest.raises(SettingsError, match=r"ALLOWED_MODELS \(empty\)"):
         load_settings(model="rnnt", allowed_models=[]).check_served_model()
+
+
+def test_test_settings_ignore_every_variable_of_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    defaults = isolated_settings().model_dump()
+    for name in Settings.model_fields:
+        monkeypatch.setenv(name.upper(), "0.123-not-a-default")
+    with pytest.raises(ValidationError):
+        Settings(_env_file=None)  # the environment is read, and every variable is set
+    assert isolated_settings().model_dump() == defaults
+    assert isolated_settings(batch_size=2).batch_size == 2

@@ -26,7 +26,7 @@ from gigaam_api.model.config import (
     RnntHeadConfig,
 )
 from gigaam_api.model.gigaam import GigaAM
-from tests.fixtures.checkpoints import FAMILIES, RUSSIAN_CHARS, write_checkpoint
+from testkit.checkpoints import FAMILIES, RUSSIAN_CHARS, write_checkpoint
 
 # family: (subsampling, attention, conv norm, conv kernel, n_fft, center, head, num_classes)
 EXPECTED = {

@@ -20,7 +20,7 @@ from gigaam_api.model.config import (
     RnntHeadConfig,
     parse_model_config,
 )
-from tests.fixtures.checkpoints import RUSSIAN_CHARS
+from testkit.checkpoints import RUSSIAN_CHARS
 
 Shapes = dict[str, tuple[int, ...]]
 

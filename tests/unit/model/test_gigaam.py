@@ -15,7 +15,7 @@ from gigaam_api.errors import ModelError
 from gigaam_api.model.checkpoint import load_checkpoint
 from gigaam_api.model.gigaam import GigaAM
 from gigaam_api.types import SAMPLE_RATE
-from tests.fixtures.checkpoints import FAMILIES, tokenizer_path_for
+from testkit.checkpoints import FAMILIES, tokenizer_path_for
 
 SILENT_TAIL_SAMPLES = 1600
 """v1/v2 reflect-pad 200 samples at the end (facts §10.1 item 2); with a silent tail longer than

@@ -14,7 +14,7 @@ from gigaam_api.model.config import DecodingConfig
 from gigaam_api.model.timestamps import frame_shift_s, words_from_tokens
 from gigaam_api.model.tokenizer import Tokenizer, load_tokenizer
 from gigaam_api.types import Word
-from tests.fixtures.checkpoints import RUSSIAN_CHARS, tokenizer_path_for
+from testkit.checkpoints import RUSSIAN_CHARS, tokenizer_path_for
 
 CHARS = Tokenizer(vocabulary=RUSSIAN_CHARS)
 SHIFT = 0.04

@@ -1,6 +1,8 @@
 """The one place that reads the environment (and `.env`): every setting, its default and bounds.
 
-Only the CLI, the server and bootstrap read Settings; everything else takes plain arguments.
+Settings are built by the CLI and the server's app factory (load_settings) and read by them and by
+bootstrap.py; model/, engines/ and pipeline/ never import this module (tests/unit/test_layering.py)
+and take plain arguments and *Options instead.
 """
 
 from __future__ import annotations

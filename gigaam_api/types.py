@@ -100,7 +100,8 @@ class ChunkingOptions:
 class TranscribeOptions:
     """Per-call options of a transcription.
 
-    max_audio_s: 0 means no limit. short_form_max_s: audio up to this length skips VAD and goes
+    max_audio_s: 0 means no limit. short_form_max_s: audio up to this length is not chunked: VAD
+    still runs (audio without speech gives no segment, see D-013), then the whole clip goes
     through the model in one pass, as upstream's short path does.
     """
 

@@ -41,7 +41,7 @@ _LOG_STEP_BYTES_UNKNOWN_TOTAL = 50 << 20
 
 @dataclass(frozen=True)
 class OfficialModel:
-    """One row of the official download table (facts §1.2)."""
+    """One row of the official download table (docs/gigaam.md §1)."""
 
     name: str
     md5: str

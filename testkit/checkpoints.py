@@ -174,7 +174,9 @@ def _preprocessor_buffers(family: _Family) -> dict[str, torch.Tensor]:
     n_fft = _fft_size(family)
     window = torch.from_numpy(_periodic_hann(n_fft))
     filterbank = torch.from_numpy(_htk_mel_filterbank(n_fft))
-    if _is_v3_like(family):  # v3 stores bf16-rounded values in fp32 containers (facts §2.6)
+    if _is_v3_like(
+        family
+    ):  # v3 stores bf16-rounded values in fp32 containers (docs/gigaam.md §2.4)
         window = window.to(torch.bfloat16).float()
         filterbank = filterbank.to(torch.bfloat16).float()
     return {
@@ -319,7 +321,7 @@ def _state_dict(
     encoder: dict[str, torch.Tensor] = _subsampling(family, g, init)
     for i in range(g.n_layers):
         encoder.update(_encoder_layer(i, family, g, init))
-    if family.generation == "v3":  # v3 stores the encoder in fp16 (facts §2.6)
+    if family.generation == "v3":  # v3 stores the encoder in fp16 (docs/gigaam.md §2.4)
         encoder = {
             key: value.half() if value.is_floating_point() else value
             for key, value in encoder.items()

@@ -19,7 +19,7 @@ Shapes = Mapping[str, tuple[int, ...]]
 
 @dataclass(frozen=True)
 class FeatureConfig:
-    """Log-mel front end (facts §5.2): v1/v2 use 400/400/centered, v3 320/320/not centered."""
+    """Log-mel front end (docs/gigaam.md §5.1): v1/v2 400/400/centred, v3 320/320/not centred."""
 
     sample_rate: int = 16_000
     n_mels: int = 64
@@ -31,7 +31,7 @@ class FeatureConfig:
 
 @dataclass(frozen=True)
 class EncoderConfig:
-    """Conformer encoder geometry (facts §2.4, §3)."""
+    """Conformer encoder geometry (docs/gigaam.md §2.3, §3)."""
 
     feat_in: int
     n_layers: int

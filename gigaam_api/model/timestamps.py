@@ -1,4 +1,4 @@
-"""Word timestamps (facts §7): emitted tokens with their encoder frames → Words in seconds.
+"""Word timestamps (docs/gigaam.md §7): emitted tokens with their encoder frames → Words in seconds.
 
 Pure: grouping follows upstream (a `▁` piece or a `' '` char starts a new word; punctuation stays
 attached); word text comes from the tokenizer's decode, so byte-fallback pieces become characters.

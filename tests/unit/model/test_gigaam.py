@@ -18,7 +18,7 @@ from gigaam_api.types import SAMPLE_RATE
 from testkit.checkpoints import FAMILIES, tokenizer_path_for
 
 SILENT_TAIL_SAMPLES = 1600
-"""v1/v2 reflect-pad 200 samples at the end (facts §10.1 item 2); with a silent tail longer than
+"""v1/v2 reflect-pad 200 samples at the end (docs/gigaam.md §9); with a silent tail longer than
 that, a sample sees the same zeros alone as inside a zero-padded batch, so results are exact."""
 
 

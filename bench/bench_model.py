@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import shutil
 import subprocess
 import sys
@@ -25,7 +24,7 @@ import numpy as np
 import numpy.typing as npt
 import torch
 
-from bench.common import REPO, SAMPLE_RATE, SPEECH, report_header
+from bench.common import REPO, SAMPLE_RATE, SPEECH, peak_rss_mb, report_header
 from gigaam_api.engines.pytorch import TorchEngine
 from testkit.audio import synthesize_ru
 
@@ -86,8 +85,7 @@ def measure_one(
         assert len(texts) == batch.shape[0]
         if attempt > 0:  # the first pass warms allocators and kernels
             best = [min(b, t) for b, t in zip(best, (t1 - t0, t2 - t1, t3 - t2), strict=True)]
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return Measurement(model, int8, load_s, best[0], best[1], best[2], peak_mb)
+    return Measurement(model, int8, load_s, best[0], best[1], best[2], peak_rss_mb())
 
 
 def _table(results: list[Measurement]) -> str:

@@ -3,7 +3,7 @@
 Builds FLAC files of the requested lengths in a temp dir: each minute holds `ratio` x 60 s of
 espeak-ng Russian speech (pauses included) followed by silence, so every hour is decoded and
 VAD-scored in full while only the speech reaches the model. Each size runs in its own subprocess
-(peak RSS is its own ru_maxrss, model load included; VmHWM is reset after loading for the peak
+(peak RSS is its own VmHWM, model load included; VmHWM is reset after loading for the peak
 while transcribing): RTFx end to end, seconds to the first segment, peak RSS, and the spool's
 peak disk use (its directory sampled every 50 ms).
 
@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import subprocess
 import sys
 import tempfile
@@ -24,7 +23,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from bench.common import REPO, SAMPLE_RATE, SPEECH, report_header
+from bench.common import REPO, SAMPLE_RATE, SPEECH, peak_rss_mb, report_header
 from testkit.audio import run_ffmpeg, synthesize_ru
 
 PERIOD_S = 60
@@ -126,6 +125,7 @@ def measure(
     pipeline = Pipeline(engine, SileroVad.load())
     options = TranscribeOptions(batch_size=batch_size)
     # reset VmHWM so the second figure is the peak while transcribing, not the model load's
+    load_peak_mb = peak_rss_mb()
     Path("/proc/self/clear_refs").write_text("5")
     started = time.perf_counter()
     transcription = pipeline.transcribe(audio, options, threading.Event())
@@ -152,19 +152,12 @@ def measure(
         "wall_s": wall_s,
         "first_segment_s": first_segment_s,
         "segments": segments,
-        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-        "transcribe_peak_rss_mb": _vm_hwm_mb(),
+        "peak_rss_mb": max(load_peak_mb, peak_rss_mb()),
+        "transcribe_peak_rss_mb": peak_rss_mb(),
         "spool_peak_mb": spool_peak_bytes / 2**20,
         "finished": finished,
     }
     print(json.dumps(result))
-
-
-def _vm_hwm_mb() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def _table(rows: list[Measurement]) -> str:

@@ -20,6 +20,19 @@ SPEECH = (
 """Russian verse read by espeak-ng: real phonetics for the VAD, any length by repetition."""
 
 
+def peak_rss_mb() -> float:
+    """This process's peak resident memory (VmHWM) in MiB.
+
+    Not ru_maxrss: a child started by fork + exec inherits its parent's maximum there, so a
+    benchmark child would report the parent's memory (the checkpoint writer's, ~1.6 GB). VmHWM
+    starts afresh at exec; writing "5" to /proc/self/clear_refs resets it.
+    """
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmHWM in /proc/self/status (Linux only)")
+
+
 def _git_commit() -> str:
     done = subprocess.run(
         ["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True, text=True

@@ -353,7 +353,7 @@ def _materialize(
     return {name: tensors[name] for name in refs}
 
 
-def check_shapes(
+def _check_shapes(
     config: ModelConfig,
     expected: Mapping[str, tuple[int, ...]],
     stored: Mapping[str, tuple[int, ...]],
@@ -422,17 +422,18 @@ def load_checkpoint(path: Path, build: Callable[[ModelConfig], NetworkT]) -> Che
             )
             with torch.device("meta"):
                 network = build(config)
-            check_shapes(config, tensor_shapes(network), stored_shapes)
+            _check_shapes(config, tensor_shapes(network), stored_shapes)
             state_dict = _materialize(archive, prefix, refs)
-            network.load_state_dict(state_dict, strict=True, assign=True)
+            try:
+                network.load_state_dict(state_dict, strict=True, assign=True)
+            except RuntimeError as exc:  # a dtype the network's tensor cannot take
+                raise CheckpointError(f"weights do not fit the model: {exc}") from exc
     except UnsafeCheckpointError as exc:
         raise UnsafeCheckpointError(f"{path}: {exc}") from None
     except CheckpointError as exc:
         raise CheckpointError(f"{path}: {exc}") from exc
     except (zipfile.BadZipFile, OSError, EOFError, ValueError, RecursionError) as exc:
         raise CheckpointError(f"{path} is unreadable (truncated or corrupt?): {exc}") from exc
-    except RuntimeError as exc:  # load_state_dict: a dtype the parameter cannot take
-        raise CheckpointError(f"{path}: weights do not fit the model: {exc}") from exc
     logger.info(
         "Loaded checkpoint %s: %s %s, %d tensors",
         path,

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import shutil
 import subprocess
 import sys
@@ -25,8 +24,9 @@ import numpy as np
 import numpy.typing as npt
 import torch
 
-from bench.common import REPO, SAMPLE_RATE, report_header, speak
+from bench.common import REPO, SAMPLE_RATE, SPEECH, peak_rss_mb, report_header
 from gigaam_api.engines.pytorch import TorchEngine
+from testkit.audio import synthesize_ru
 
 AUDIO_S = 60
 CHUNK_S = 20
@@ -49,13 +49,8 @@ class Measurement:
 
 def synthesize_speech(directory: Path) -> npt.NDArray[np.float32]:
     """60 s of 16 kHz mono espeak-ng Russian speech (the text looped to fill the minute)."""
-    raw, resampled = speak(directory / "speech_raw.wav", repeats=3), directory / "speech.wav"
-    subprocess.run(
-        ["ffmpeg", "-loglevel", "error", "-y", "-i", str(raw), "-ac", "1", "-ar", "16000",
-         "-sample_fmt", "s16", str(resampled)],
-        check=True,
-    )  # fmt: skip
-    with wave.open(str(resampled), "rb") as reader:
+    spoken = synthesize_ru(SPEECH * 3, directory / "speech.wav")  # 16 kHz mono s16
+    with wave.open(str(spoken), "rb") as reader:
         samples = np.frombuffer(reader.readframes(reader.getnframes()), dtype="<i2")
     speech = samples.astype(np.float32) / 32768.0
     repeats = int(np.ceil(AUDIO_S * SAMPLE_RATE / len(speech)))
@@ -90,8 +85,7 @@ def measure_one(
         assert len(texts) == batch.shape[0]
         if attempt > 0:  # the first pass warms allocators and kernels
             best = [min(b, t) for b, t in zip(best, (t1 - t0, t2 - t1, t3 - t2), strict=True)]
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return Measurement(model, int8, load_s, best[0], best[1], best[2], peak_mb)
+    return Measurement(model, int8, load_s, best[0], best[1], best[2], peak_rss_mb())
 
 
 def _table(results: list[Measurement]) -> str:
@@ -123,7 +117,7 @@ def main() -> None:
         sys.stdout.write(json.dumps(asdict(result)) + "\n")
         return
 
-    from tests.fixtures.checkpoints import write_checkpoint
+    from testkit.checkpoints import write_checkpoint
 
     directory = Path(tempfile.mkdtemp(prefix="gigaam-bench-"))
     try:

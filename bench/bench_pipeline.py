@@ -3,7 +3,7 @@
 Builds FLAC files of the requested lengths in a temp dir: each minute holds `ratio` x 60 s of
 espeak-ng Russian speech (pauses included) followed by silence, so every hour is decoded and
 VAD-scored in full while only the speech reaches the model. Each size runs in its own subprocess
-(peak RSS is its own ru_maxrss, model load included; VmHWM is reset after loading for the peak
+(peak RSS is its own VmHWM, model load included; VmHWM is reset after loading for the peak
 while transcribing): RTFx end to end, seconds to the first segment, peak RSS, and the spool's
 peak disk use (its directory sampled every 50 ms).
 
@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import subprocess
 import sys
 import tempfile
@@ -24,7 +23,8 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from bench.common import REPO, SAMPLE_RATE, report_header, speak
+from bench.common import REPO, SAMPLE_RATE, SPEECH, peak_rss_mb, report_header
+from testkit.audio import run_ffmpeg, synthesize_ru
 
 PERIOD_S = 60
 
@@ -76,11 +76,6 @@ class _SpoolWatch:
         return self.peak_bytes
 
 
-def _ffmpeg(*args: str) -> None:
-    command = ["ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error", "-y", *args]
-    subprocess.run(command, check=True)
-
-
 def _speech_s(speech_ratio: float) -> float:
     return max(1.0, PERIOD_S * speech_ratio)
 
@@ -98,11 +93,11 @@ def describe_file(seconds: int, speech_ratio: float) -> str:
 
 def build_file(directory: Path, seconds: int, speech_ratio: float) -> Path:
     """`seconds` of audio (see describe_file): per minute, speech then silence (FLAC)."""
-    spoken = speak(directory / "spoken.wav", repeats=4)
+    spoken = synthesize_ru(SPEECH * 4, directory / "spoken.wav")
     speech_s = _speech_s(speech_ratio)
     period = directory / f"period_{speech_ratio}.wav"
     # loop the speech to fill its share, then pad the minute with silence
-    _ffmpeg(
+    run_ffmpeg(
         *("-stream_loop", "-1", "-t", f"{speech_s}", "-i", str(spoken)),
         *("-af", f"apad=whole_dur={PERIOD_S}", "-ar", str(SAMPLE_RATE), "-ac", "1"),
         str(period),
@@ -111,7 +106,7 @@ def build_file(directory: Path, seconds: int, speech_ratio: float) -> Path:
     periods = -(-seconds // PERIOD_S)
     listing.write_text(f"file '{period}'\n" * periods, encoding="utf-8")
     path = directory / f"audio_{seconds}s.flac"
-    _ffmpeg(*("-f", "concat", "-safe", "0", "-i", str(listing), "-t", str(seconds)), str(path))
+    run_ffmpeg(*("-f", "concat", "-safe", "0", "-i", str(listing), "-t", str(seconds)), str(path))
     return path
 
 
@@ -130,6 +125,7 @@ def measure(
     pipeline = Pipeline(engine, SileroVad.load())
     options = TranscribeOptions(batch_size=batch_size)
     # reset VmHWM so the second figure is the peak while transcribing, not the model load's
+    load_peak_mb = peak_rss_mb()
     Path("/proc/self/clear_refs").write_text("5")
     started = time.perf_counter()
     transcription = pipeline.transcribe(audio, options, threading.Event())
@@ -156,19 +152,12 @@ def measure(
         "wall_s": wall_s,
         "first_segment_s": first_segment_s,
         "segments": segments,
-        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-        "transcribe_peak_rss_mb": _vm_hwm_mb(),
+        "peak_rss_mb": max(load_peak_mb, peak_rss_mb()),
+        "transcribe_peak_rss_mb": peak_rss_mb(),
         "spool_peak_mb": spool_peak_bytes / 2**20,
         "finished": finished,
     }
     print(json.dumps(result))
-
-
-def _vm_hwm_mb() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def _table(rows: list[Measurement]) -> str:
@@ -204,7 +193,7 @@ def main() -> None:
         )
         return
 
-    from tests.fixtures.checkpoints import write_checkpoint
+    from testkit.checkpoints import write_checkpoint
 
     sizes = [int(size) for size in args.sizes.split(",")]
     ratios = [float(ratio) for ratio in args.speech_ratios.split(",")]

@@ -47,7 +47,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
 
-    from tests.fixtures.checkpoints import write_checkpoint
+    from testkit.checkpoints import write_checkpoint
 
     directory = Path(tempfile.mkdtemp(prefix="gigaam-bench-"))
     try:

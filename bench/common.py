@@ -1,4 +1,6 @@
-"""What both benchmarks share: the repository root, the spoken text and the report header."""
+"""What both benchmarks share: the repository root, the spoken text and the report header.
+
+The speech itself comes from testkit.audio.synthesize_ru, as in the tests."""
 
 from __future__ import annotations
 
@@ -18,10 +20,17 @@ SPEECH = (
 """Russian verse read by espeak-ng: real phonetics for the VAD, any length by repetition."""
 
 
-def speak(path: Path, repeats: int) -> Path:
-    """SPEECH read `repeats` times by espeak-ng (Russian voice) into a wav file."""
-    subprocess.run(["espeak-ng", "-v", "ru", "-w", str(path), SPEECH * repeats], check=True)
-    return path
+def peak_rss_mb() -> float:
+    """This process's peak resident memory (VmHWM) in MiB.
+
+    Not ru_maxrss: a child started by fork + exec inherits its parent's maximum there, so a
+    benchmark child would report the parent's memory (the checkpoint writer's, ~1.6 GB). VmHWM
+    starts afresh at exec; writing "5" to /proc/self/clear_refs resets it.
+    """
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmHWM in /proc/self/status (Linux only)")
 
 
 def _git_commit() -> str:

@@ -18,10 +18,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from gigaam_api.formats import FORMATS, RESPONSE_FORMATS, ResponseFormat, render
 from gigaam_api.progress import ProgressBar
 
 if TYPE_CHECKING:
-    from gigaam_api.formats import ResponseFormat
     from gigaam_api.settings import Settings
     from gigaam_api.types import DownloadProgress, Transcriber
 
@@ -29,14 +29,6 @@ PROG = "gigaam-api"
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
 
-FORMAT_CHOICES = ("json", "text", "verbose_json", "srt", "vtt")
-FILE_EXTENSIONS = {
-    "json": "json",
-    "verbose_json": "json",
-    "text": "txt",
-    "srt": "srt",
-    "vtt": "vtt",
-}
 STDOUT = "-"
 
 LONG_FILE_S = 30.0
@@ -92,9 +84,14 @@ def _serve(args: argparse.Namespace) -> None:
     import uvicorn
 
     from gigaam_api.server.app import create_app
+    from gigaam_api.settings import SettingsError
 
+    try:
+        app = create_app(settings)
+    except SettingsError as exc:
+        raise CliError(str(exc), EXIT_USAGE) from exc
     uvicorn.run(
-        create_app(settings),
+        app,
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level.lower(),
@@ -203,10 +200,10 @@ def _models(args: argparse.Namespace) -> None:
 # ------------------------------------------------------------------------------ transcribe
 
 
-def output_path(audio_path: Path, response_format: str, output_dir: Path | None) -> Path:
+def output_path(audio_path: Path, response_format: ResponseFormat, output_dir: Path | None) -> Path:
     """Where the transcript of audio_path goes: `<stem>.<ext>` in output_dir or beside the input."""
     directory = output_dir if output_dir is not None else audio_path.parent
-    return directory / f"{audio_path.stem}.{FILE_EXTENSIONS[response_format]}"
+    return directory / f"{audio_path.stem}.{FORMATS[response_format].extension}"
 
 
 def _body_text(body: dict[str, object] | str) -> str:
@@ -283,7 +280,6 @@ def _local_transcriber(
 def _transcribe_one(
     transcriber: Transcriber, audio_path: Path, response_format: ResponseFormat, settings: Settings
 ) -> str:
-    from gigaam_api.formats import render
     from gigaam_api.progress import Ticker, describe_progress, estimate
     from gigaam_api.types import Segment
 
@@ -381,7 +377,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="One file goes to stdout; several go beside their inputs as <stem>.<ext>.",
     )
     transcribe.add_argument("files", nargs="+", type=Path, metavar="FILE")
-    transcribe.add_argument("-f", "--format", choices=FORMAT_CHOICES, default="text")
+    transcribe.add_argument("-f", "--format", choices=RESPONSE_FORMATS, default="text")
     transcribe.add_argument("-m", "--model", help="model name or .ckpt path (default: MODEL)")
     transcribe.add_argument(
         "-o",

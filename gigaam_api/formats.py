@@ -10,23 +10,36 @@ import math
 import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from gigaam_api.types import Segment, Word
 
 ResponseFormat = Literal["json", "text", "verbose_json", "srt", "vtt"]
-RESPONSE_FORMATS: tuple[ResponseFormat, ...] = ("json", "text", "verbose_json", "srt", "vtt")
+"""The one list of response formats; everything else (CLI choices, settings, the OpenAPI enum,
+FORMATS below) is derived from it."""
+RESPONSE_FORMATS: tuple[ResponseFormat, ...] = get_args(ResponseFormat)
 Granularity = Literal["word", "segment"]
 
 LANGUAGE = "russian"
 """verbose_json names the language in full, as OpenAI does (GigaAM is Russian-only)."""
 
-MEDIA_TYPES: dict[ResponseFormat, str] = {
-    "json": "application/json",
-    "verbose_json": "application/json",
-    "text": "text/plain; charset=utf-8",
-    "srt": "application/x-subrip; charset=utf-8",
-    "vtt": "text/vtt; charset=utf-8",
+
+@dataclass(frozen=True)
+class FormatInfo:
+    """How one response format travels: its media type, its file extension, and whether it
+    shows times (a timed body needs word timestamps; an untimed one can stream as text deltas)."""
+
+    media_type: str
+    extension: str
+    timed: bool
+
+
+FORMATS: dict[ResponseFormat, FormatInfo] = {
+    "json": FormatInfo("application/json", "json", timed=False),
+    "text": FormatInfo("text/plain; charset=utf-8", "txt", timed=False),
+    "verbose_json": FormatInfo("application/json", "json", timed=True),
+    "srt": FormatInfo("application/x-subrip; charset=utf-8", "srt", timed=True),
+    "vtt": FormatInfo("text/vtt; charset=utf-8", "vtt", timed=True),
 }
 
 _SENTENCE_END = (".", "!", "?", "…")
@@ -54,7 +67,8 @@ DEFAULT_LIMITS = UnitLimits()
 class Unit:
     """A readable stretch of one pipeline segment, in absolute seconds.
 
-    source_start_s is where the pipeline segment it came from starts (it becomes `seek`).
+    source_start_s is where the pipeline segment it came from starts (it becomes `seek`); tokens
+    are its words' token ids (empty when the words were timed by interpolation).
     """
 
     start: float
@@ -62,6 +76,7 @@ class Unit:
     text: str
     avg_logprob: float
     source_start_s: float
+    tokens: tuple[int, ...] = ()
 
 
 def _timed_words(segment: Segment) -> list[Word]:
@@ -70,19 +85,19 @@ def _timed_words(segment: Segment) -> list[Word]:
     Interpolated times keep a segment without word timestamps splittable, so a 20 s chunk
     never lands on screen as one cue; the text itself always comes from the segment.
     """
-    tokens = segment.text.split()
-    if segment.words and [word.text for word in segment.words] == tokens:
+    texts = segment.text.split()
+    if segment.words and [word.text for word in segment.words] == texts:
         return list(segment.words)
-    if not tokens:
+    if not texts:
         return []
-    total_chars = sum(len(token) + 1 for token in tokens)
+    total_chars = sum(len(text) + 1 for text in texts)
     span_s = max(segment.end - segment.start, 0.0)
     words: list[Word] = []
     offset = 0
-    for token in tokens:
+    for text in texts:
         start = segment.start + span_s * offset / total_chars
-        offset += len(token) + 1
-        words.append(Word(token, start, segment.start + span_s * (offset - 1) / total_chars))
+        offset += len(text) + 1
+        words.append(Word(text, start, segment.start + span_s * (offset - 1) / total_chars))
     return words
 
 
@@ -164,7 +179,8 @@ def plan_units(segment: Segment, limits: UnitLimits = DEFAULT_LIMITS) -> list[Un
         start = max(group[0].start, segment.start)
         end = max(group[-1].end, start)
         text = " ".join(word.text for word in group)
-        units.append(Unit(start, end, text, segment.avg_logprob, segment.start))
+        tokens = tuple(token for word in group for token in word.tokens)
+        units.append(Unit(start, end, text, segment.avg_logprob, segment.start, tokens))
     return units
 
 
@@ -245,7 +261,7 @@ def to_verbose_json(
                 "start": _seconds(unit.start),
                 "end": _seconds(unit.end),
                 "text": f" {unit.text}",
-                "tokens": [],
+                "tokens": list(unit.tokens),
                 "temperature": 0.0,
                 "avg_logprob": float(unit.avg_logprob),
                 "compression_ratio": compression_ratio(unit.text),

@@ -1,6 +1,8 @@
 """The one place that reads the environment (and `.env`): every setting, its default and bounds.
 
-Only the CLI, the server and bootstrap read Settings; everything else takes plain arguments.
+Settings are built by the CLI and the server's app factory (load_settings) and read by them and by
+bootstrap.py; model/, engines/ and pipeline/ never import this module (tests/unit/test_layering.py)
+and take plain arguments and *Options instead.
 """
 
 from __future__ import annotations
@@ -11,7 +13,9 @@ from typing import Annotated, Literal
 from pydantic import Field, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from gigaam_api.formats import ResponseFormat
 from gigaam_api.types import ChunkingOptions, TranscribeOptions, VadOptions
+from gigaam_api.weights import OFFICIAL_MODELS, model_id, official_name
 
 OFFICIAL_WEIGHTS_URL = "https://cdn.chatwm.opensmodel.sberdevices.ru/GigaAM"
 
@@ -62,11 +66,12 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
     log_json: bool = False
     """One JSON object per log line instead of plain text."""
-    default_response_format: Literal["json", "text", "verbose_json", "srt", "vtt"] = "json"
+    default_response_format: ResponseFormat = "json"
     allowed_models: CsvList = Field(
         default_factory=lambda: ["v3_ctc", "v3_e2e_ctc", "v3_rnnt", "v3_e2e_rnnt"]
     )
-    """Model names a request may ask for (comma-separated); the loaded model always runs."""
+    """Official models this server may be set to (MODEL) and that requests may name
+    (comma-separated); listed by /v1/models. The loaded model always runs."""
     cors_allow_origins: CsvList = Field(default_factory=list)
     """Origins allowed by CORS (comma-separated, e.g. app://obsidian.md); empty = CORS off."""
     model_aliases: CsvList = Field(
@@ -115,6 +120,16 @@ class Settings(BaseSettings):
             return [item.strip() for item in value.split(",") if item.strip()]
         return value
 
+    @field_validator("allowed_models")
+    @classmethod
+    def _official_names(cls, value: list[str]) -> list[str]:
+        unknown = [name for name in value if name not in OFFICIAL_MODELS]
+        if unknown:
+            raise ValueError(
+                f"{', '.join(unknown)} not official model names ({', '.join(OFFICIAL_MODELS)})"
+            )
+        return value
+
     @field_validator("vad_max_duration")
     @classmethod
     def _max_not_below_min(cls, value: float, info: ValidationInfo) -> float:
@@ -130,6 +145,28 @@ class Settings(BaseSettings):
         if maximum is not None and value < maximum:
             raise ValueError("must be >= VAD_MAX_DURATION")
         return value
+
+    @property
+    def served_model(self) -> str:
+        """The id MODEL is served under: its official name, or a local checkpoint's file stem."""
+        return model_id(self.model)
+
+    def check_served_model(self) -> None:
+        """Refuse to serve an official MODEL that ALLOWED_MODELS leaves out.
+
+        A path to a local checkpoint is always allowed: it is the operator's own file, served
+        under its file stem, which no list could name in advance (see D-101).
+
+        Raises:
+            SettingsError: naming both settings and how to fix them.
+        """
+        name = official_name(self.model)
+        if name is not None and name not in self.allowed_models:
+            listed = ", ".join(self.allowed_models) or "empty"
+            raise SettingsError(
+                f"MODEL={self.model} is not in ALLOWED_MODELS ({listed}); add {name} to "
+                "ALLOWED_MODELS or set MODEL to one of them."
+            )
 
     def transcribe_options(self) -> TranscribeOptions:
         """The per-call defaults these settings describe."""

@@ -38,11 +38,18 @@ class SampleSpan:
 
 @dataclass(frozen=True)
 class Word:
-    """A word with its time span in seconds (chunk-local or absolute, as the holder says)."""
+    """A word with its time span in seconds (chunk-local or absolute, as the holder says).
+
+    tokens: the ids the model emitted for it, in its own vocabulary, word separators before it
+    included (a character model's spaces; a SentencePiece `▁` is part of the first piece), so a
+    run of words' tokens is exactly what the model emitted for that stretch. Empty when the
+    engine computed no word timestamps.
+    """
 
     text: str
     start: float
     end: float
+    tokens: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -93,7 +100,8 @@ class ChunkingOptions:
 class TranscribeOptions:
     """Per-call options of a transcription.
 
-    max_audio_s: 0 means no limit. short_form_max_s: audio up to this length skips VAD and goes
+    max_audio_s: 0 means no limit. short_form_max_s: audio up to this length is not chunked: VAD
+    still runs (audio without speech gives no segment, see D-013), then the whole clip goes
     through the model in one pass, as upstream's short path does.
     """
 

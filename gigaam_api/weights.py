@@ -42,7 +42,7 @@ _LOG_STEP_BYTES_UNKNOWN_TOTAL = 50 << 20
 
 @dataclass(frozen=True)
 class OfficialModel:
-    """One row of the official download table (facts §1.2)."""
+    """One row of the official download table (docs/gigaam.md §1)."""
 
     name: str
     md5: str
@@ -88,6 +88,17 @@ def known_models() -> tuple[OfficialModel, ...]:
     return tuple(OFFICIAL_MODELS.values())
 
 
+def official_name(model: str) -> str | None:
+    """The official model MODEL names (upstream's short aliases resolved); None for a path."""
+    name = ALIASES.get(model, model)
+    return name if name in OFFICIAL_MODELS else None
+
+
+def model_id(model: str) -> str:
+    """The id MODEL is served under: its official name, or a local checkpoint's file stem."""
+    return official_name(model) or Path(model).expanduser().stem
+
+
 def resolve_weights(
     model: str,
     models_dir: Path,
@@ -100,10 +111,10 @@ def resolve_weights(
     value ending in .ckpt) is a local checkpoint: no checksum, model id = its stem, tokenizer
     `<stem>_tokenizer.model` beside it when present.
     """
-    name = ALIASES.get(model, model)
-    official = OFFICIAL_MODELS.get(name)
-    if official is None:
+    name = official_name(model)
+    if name is None:
         return _local_weights(model)
+    official = OFFICIAL_MODELS[name]
     _ensure_dir(models_dir)
     checkpoint = models_dir / f"{name}.ckpt"
     if not _cached_and_verified(checkpoint, official.md5):
@@ -129,7 +140,7 @@ def _local_weights(model: str) -> ResolvedWeights:
         )
     tokenizer = path.with_name(f"{path.stem}_tokenizer.model")
     return ResolvedWeights(
-        model_id=path.stem,
+        model_id=model_id(model),
         checkpoint_path=path,
         tokenizer_path=tokenizer if tokenizer.is_file() else None,
     )

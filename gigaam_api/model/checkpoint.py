@@ -1,8 +1,10 @@
-"""Reads an official GigaAM `.ckpt` (a torch zip archive) into a ModelConfig and fp32 tensors.
+"""Reads an official GigaAM `.ckpt` (a torch zip archive) into a ModelConfig and a network.
 
 The pickle inside is read by a restricted unpickler: only tensor rebuilding, plain containers and
 OmegaConf's node classes (mapped to inert stand-ins) are allowed, so no pickled code ever runs.
-Knows nothing of downloads, tokenizers or the network modules that consume the tensors.
+The caller supplies the network class; every tensor's name and shape is checked against that
+network, built on the meta device, before any tensor bytes are read. Knows nothing of downloads,
+tokenizers or which modules the network is made of.
 """
 
 from __future__ import annotations
@@ -13,12 +15,13 @@ import logging
 import pickle
 import re
 import zipfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import torch
+from torch import nn
 
 from gigaam_api.errors import CheckpointError, GigaamError, UnsafeCheckpointError
 from gigaam_api.model.config import ModelConfig, parse_model_config
@@ -29,12 +32,19 @@ _MODEL_PREFIXES = ("preprocessor.", "encoder.", "head.")
 _READ_CHUNK_BYTES = 16 << 20
 
 
+NetworkT = TypeVar("NetworkT", bound=nn.Module)
+
+
 @dataclass(frozen=True)
-class Checkpoint:
-    """A parsed checkpoint: its architecture and its tensors (floating ones as float32)."""
+class Checkpoint(Generic[NetworkT]):
+    """A loaded checkpoint: its architecture and the network holding its tensors.
+
+    The network is on the CPU with the file's tensors as its parameters and buffers (floating
+    ones as float32), in whatever mode `build` left it.
+    """
 
     config: ModelConfig
-    state_dict: dict[str, torch.Tensor]
+    network: NetworkT
 
 
 # ------------------------------------------------------------------- restricted unpickling
@@ -343,8 +353,53 @@ def _materialize(
     return {name: tensors[name] for name in refs}
 
 
-def load_checkpoint(path: Path) -> Checkpoint:
-    """Load `path` without executing pickled code; CheckpointError on anything unexpected."""
+def _check_shapes(
+    config: ModelConfig,
+    expected: Mapping[str, tuple[int, ...]],
+    stored: Mapping[str, tuple[int, ...]],
+) -> None:
+    """Raise CheckpointError listing every missing, unexpected or mis-shaped tensor."""
+    missing = [key for key in expected if key not in stored]
+    unexpected = [key for key in stored if key not in expected]
+    wrong = [
+        f"{key} {stored[key]} (expected {shape})"
+        for key, shape in expected.items()
+        if key in stored and stored[key] != shape
+    ]
+    problems = [
+        f"{len(keys)} {label}: {_preview(keys)}"
+        for label, keys in (("missing", missing), ("unexpected", unexpected), ("mis-shaped", wrong))
+        if keys
+    ]
+    if problems:
+        raise CheckpointError(
+            f"Checkpoint {config.name!r} does not match its {config.kind} architecture: "
+            + "; ".join(problems)
+        )
+
+
+def _preview(items: list[str], limit: int = 8) -> str:
+    shown = ", ".join(items[:limit])
+    return shown + (f", … ({len(items) - limit} more)" if len(items) > limit else "")
+
+
+def tensor_shapes(network: nn.Module) -> dict[str, tuple[int, ...]]:
+    """Every tensor a checkpoint for `network` must hold (its state_dict), with its shape."""
+    return {name: tuple(tensor.shape) for name, tensor in network.state_dict().items()}
+
+
+def load_checkpoint(path: Path, build: Callable[[ModelConfig], NetworkT]) -> Checkpoint[NetworkT]:
+    """Load `path` into the network `build` makes for its architecture, running no pickled code.
+
+    The network is built on the meta device (no memory, no initialisation); the file's tensor
+    names and shapes must match its state_dict exactly before any tensor bytes are read; then the
+    file's tensors become its parameters and buffers (assign=True: one copy of the weights).
+
+    Raises:
+        UnsafeCheckpointError: the pickle references something outside the allowlist.
+        CheckpointError: anything else unexpected: an unreadable or corrupt file, an unknown
+            layout, or tensors missing, unexpected or mis-shaped for the architecture.
+    """
     try:
         archive = zipfile.ZipFile(path)
     except FileNotFoundError:
@@ -361,12 +416,18 @@ def load_checkpoint(path: Path) -> Checkpoint:
             cfg, state = _split(top)
             refs = _tensor_refs(state)
             name = cfg.get("model_name")
+            stored_shapes = {key: ref.size for key, ref in refs.items()}
             config = parse_model_config(
-                cfg,
-                {key: ref.size for key, ref in refs.items()},
-                name=name if isinstance(name, str) and name else path.stem,
+                cfg, stored_shapes, name=name if isinstance(name, str) and name else path.stem
             )
+            with torch.device("meta"):
+                network = build(config)
+            _check_shapes(config, tensor_shapes(network), stored_shapes)
             state_dict = _materialize(archive, prefix, refs)
+            try:
+                network.load_state_dict(state_dict, strict=True, assign=True)
+            except RuntimeError as exc:  # a dtype the network's tensor cannot take
+                raise CheckpointError(f"weights do not fit the model: {exc}") from exc
     except UnsafeCheckpointError as exc:
         raise UnsafeCheckpointError(f"{path}: {exc}") from None
     except CheckpointError as exc:
@@ -380,4 +441,4 @@ def load_checkpoint(path: Path) -> Checkpoint:
         config.kind,
         len(state_dict),
     )
-    return Checkpoint(config=config, state_dict=state_dict)
+    return Checkpoint(config=config, network=network)

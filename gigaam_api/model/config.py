@@ -1,14 +1,15 @@
 """A GigaAM checkpoint's architecture as explicit dataclasses (no hydra, no `_target_` execution).
 
 parse_model_config() reads the checkpoint's cfg (already converted to plain dicts/lists) together
-with the state_dict's shapes; the nn.Modules are built from these dataclasses alone.
+with the state_dict's shapes; the nn.Modules are built from these dataclasses alone. Which tensors
+a network holds is the network's business: checkpoint.py compares the file against it.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields
 from typing import Any, Literal, TypeVar
 
 from gigaam_api.errors import CheckpointError
@@ -18,7 +19,7 @@ Shapes = Mapping[str, tuple[int, ...]]
 
 @dataclass(frozen=True)
 class FeatureConfig:
-    """Log-mel front end (facts §5.2): v1/v2 use 400/400/centered, v3 320/320/not centered."""
+    """Log-mel front end (docs/gigaam.md §5.1): v1/v2 400/400/centred, v3 320/320/not centred."""
 
     sample_rate: int = 16_000
     n_mels: int = 64
@@ -30,7 +31,7 @@ class FeatureConfig:
 
 @dataclass(frozen=True)
 class EncoderConfig:
-    """Conformer encoder geometry (facts §2.4, §3)."""
+    """Conformer encoder geometry (docs/gigaam.md §2.3, §3)."""
 
     feat_in: int
     n_layers: int
@@ -107,6 +108,12 @@ _T = TypeVar("_T")
 _LAYER_KEY = re.compile(r"^encoder\.layers\.(\d+)\.")
 _SUBSAMPLING_CONV_KEY = re.compile(r"^encoder\.pre_encode\.conv\.(\d+)\.weight$")
 _LSTM_LAYER_KEY = re.compile(r"^head\.decoder\.lstm\.weight_ih_l(\d+)$")
+_FB = "preprocessor.featurizer.0.mel_scale.fb"
+_WINDOW = "preprocessor.featurizer.0.spectrogram.window"
+_SUB0 = "encoder.pre_encode.conv.0.weight"
+_LAYER0 = "encoder.layers.0."
+_CTC = "head.decoder_layers.0."
+_EMBED = "head.decoder.embed.weight"
 
 
 class _Reader:
@@ -160,201 +167,226 @@ class _Reader:
         return f"{self.path}.{key}" if self.path else key
 
 
-def _dim(shapes: Shapes, key: str, axis: int) -> int | None:
-    shape = shapes.get(key)
-    if shape is None or len(shape) <= axis:
+class _Weights:
+    """What the tensor shapes say about the architecture; None where they are silent."""
+
+    def __init__(self, shapes: Mapping[str, tuple[int, ...]]) -> None:
+        self.shapes = shapes
+
+    def dim(self, key: str, axis: int) -> int | None:
+        shape = self.shapes.get(key)
+        if shape is None or not -len(shape) <= axis < len(shape):
+            return None
+        return shape[axis]
+
+    def ndim(self, key: str) -> int | None:
+        shape = self.shapes.get(key)
+        return None if shape is None else len(shape)
+
+    def count(self, pattern: re.Pattern[str]) -> int | None:
+        """How many distinct indices the keys matching `pattern` carry (None for none)."""
+        found = {int(m.group(1)) for key in self.shapes if (m := pattern.match(key))}
+        return len(found) or None
+
+    def has(self, *suffixes: str) -> bool:
+        return any(key.endswith(suffixes) for key in self.shapes)
+
+
+Values = dict[str, Any]
+"""Fields resolved so far (plus context such as n_mels), by name."""
+
+
+@dataclass(frozen=True)
+class _Field:
+    """One architecture field: where the cfg keeps it, what the weights say, the fallback.
+
+    key: the cfg key, and the field's name unless `name` says otherwise. weights: reads the
+    value off the tensor shapes, given the fields resolved before it (None = silent). default:
+    upstream's value when cfg and weights are both silent; default_from copies an earlier field
+    instead. choices: the allowed values of a string field; kind: the type of any other field.
+    section: the cfg sub-section holding the key (the RNN-T head's `decoder` and `joint`).
+    """
+
+    key: str
+    weights: Callable[[_Weights, Values], Any] = lambda w, v: None
+    default: Any = None
+    default_from: str = ""
+    choices: tuple[str, ...] = ()
+    kind: type = int
+    section: str = ""
+    name: str = ""
+
+
+def _resolve(reader: _Reader, table: tuple[_Field, ...], weights: _Weights, values: Values) -> None:
+    """Resolve each field in order into `values`: cfg and weights must agree, else a fallback."""
+    for field in table:
+        section = reader.sub(field.section, required=False) if field.section else reader
+        if field.choices:
+            from_cfg: Any = section.choice(field.key, field.choices)
+        else:
+            from_cfg = section.get(field.key, field.kind)
+        default = values[field.default_from] if field.default_from else field.default
+        values[field.name or field.key] = section.resolve(
+            field.key, from_cfg, field.weights(weights, values), default
+        )
+
+
+def _build(cls: type[_T], values: Values) -> _T:
+    """The config dataclass `cls` from the resolved values its fields name."""
+    return cls(**{f.name: values[f.name] for f in fields(cls)})  # type: ignore[arg-type]
+
+
+# Readers of the weights' evidence, one per field that the tensor shapes reveal.
+_Evidence = Callable[[_Weights, Values], Any]
+
+
+def _dim(key: str, axis: int) -> _Evidence:
+    return lambda w, v: w.dim(key, axis)
+
+
+def _count(pattern: re.Pattern[str]) -> _Evidence:
+    return lambda w, v: w.count(pattern)
+
+
+def _same_as(name: str) -> _Evidence:
+    return lambda w, v: v[name]
+
+
+def _n_fft(w: _Weights, v: Values) -> int | None:
+    bins = w.dim(_FB, 0)
+    return None if bins is None else (bins - 1) * 2
+
+
+def _subsampling(w: _Weights, v: Values) -> str | None:
+    return {3: "conv1d", 4: "conv2d"}.get(w.ndim(_SUB0) or 0)
+
+
+def _conv1d_input(w: _Weights, v: Values) -> int | None:
+    # conv2d folds the mel axis into its Linear's input; the network's shape check covers that.
+    return w.dim(_SUB0, 1) if v["subsampling"] == "conv1d" else None
+
+
+def _subsampling_factor(w: _Weights, v: Values) -> int | None:
+    stages = w.count(_SUBSAMPLING_CONV_KEY)
+    return None if stages is None else 2**stages
+
+
+def _ff_expansion(w: _Weights, v: Values) -> int | None:
+    d_ff = w.dim(_LAYER0 + "feed_forward1.linear1.weight", 0)
+    return None if d_ff is None or d_ff % v["d_model"] else d_ff // v["d_model"]
+
+
+def _attention(w: _Weights, v: Values) -> str | None:
+    if not w.count(_LAYER_KEY):
         return None
-    return shape[axis]
+    return "rel_pos" if w.has("self_attn.linear_pos.weight", "self_attn.pos_bias_u") else "rotary"
 
 
-def _indices(shapes: Shapes, pattern: re.Pattern[str]) -> list[int]:
-    return sorted({int(m.group(1)) for key in shapes if (m := pattern.match(key))})
+def _conv_norm(w: _Weights, v: Values) -> str | None:
+    if not w.count(_LAYER_KEY):
+        return None
+    return "batch_norm" if w.has("conv.batch_norm.running_mean") else "layer_norm"
 
 
-def _parse_features(top: _Reader, shapes: Shapes) -> FeatureConfig:
+# Each table lists a section's fields in resolution order: cfg key, weights' evidence, default.
+# Feature defaults are what the v1/v2 FeatureExtractor hard-coded at 16 kHz (sr//40, sr//100).
+_FEATURES = (
+    _Field("features", _dim(_FB, 1), 64, name="n_mels"),
+    _Field("n_fft", _n_fft, 400),
+    _Field("win_length", _dim(_WINDOW, 0), 400),
+    _Field("hop_length", default=160),
+    _Field("center", default=True, kind=bool),
+)
+
+_ENCODER = (
+    _Field("d_model", _dim(_LAYER0 + "norm_out.weight", 0)),
+    _Field("n_layers", _count(_LAYER_KEY)),
+    _Field("subsampling", _subsampling, "conv2d", choices=("conv1d", "conv2d")),
+    _Field("feat_in", _conv1d_input, default_from="n_mels"),
+    _Field("subs_kernel_size", _dim(_SUB0, -1), 3),
+    _Field("subsampling_factor", _subsampling_factor, 4),
+    _Field("ff_expansion_factor", _ff_expansion, 4),
+    _Field("self_attention_model", _attention, "rotary", choices=("rotary", "rel_pos")),
+    _Field("n_heads", _dim(_LAYER0 + "self_attn.pos_bias_u", 0)),
+    _Field("conv_norm_type", _conv_norm, "batch_norm", choices=("batch_norm", "layer_norm")),
+    _Field("conv_kernel_size", _dim(_LAYER0 + "conv.depthwise_conv.weight", 2), 31),
+    _Field("pos_emb_max_len", default=5000),
+)
+
+_CTC_HEAD = (
+    _Field("feat_in", _dim(_CTC + "weight", 1), default_from="d_model"),
+    _Field("num_classes", _dim(_CTC + "bias", 0)),
+)
+
+_RNNT_HEAD = (
+    _Field("num_classes", _dim(_EMBED, 0), section="decoder"),
+    _Field("pred_hidden", _dim(_EMBED, 1), section="decoder"),
+    _Field("pred_rnn_layers", _count(_LSTM_LAYER_KEY), 1, section="decoder"),
+    # The joint repeats two of the decoder's sizes; they must agree.
+    _Field("num_classes", _same_as("num_classes"), section="joint", name="joint_classes"),
+    _Field("pred_hidden", _same_as("pred_hidden"), section="joint", name="joint_pred"),
+    _Field("enc_hidden", _dim("head.joint.enc.weight", 1), section="joint", default_from="d_model"),
+    _Field("joint_hidden", _dim("head.joint.pred.weight", 0), section="joint"),
+)
+
+
+def _parse_features(top: _Reader, weights: _Weights) -> FeatureConfig:
     pre = top.sub("preprocessor", required=True)
     sample_rate = pre.get("sample_rate", int) or top.get("sample_rate", int) or 16_000
     if sample_rate != 16_000:
         raise top.fail(f"sample_rate {sample_rate} is not supported (only 16000 Hz)")
-    fb_key = "preprocessor.featurizer.0.mel_scale.fb"
-    window_key = "preprocessor.featurizer.0.spectrogram.window"
-    n_mels = pre.resolve("features", pre.get("features", int), _dim(shapes, fb_key, 1), 64)
-    # Defaults are what the v1/v2 FeatureExtractor hard-coded: sr//40, sr//40, sr//100, centered.
-    fft_bins = _dim(shapes, fb_key, 0)
-    n_fft = pre.resolve(
-        "n_fft",
-        pre.get("n_fft", int),
-        None if fft_bins is None else (fft_bins - 1) * 2,
-        sample_rate // 40,
-    )
-    win_length = pre.resolve(
-        "win_length", pre.get("win_length", int), _dim(shapes, window_key, 0), sample_rate // 40
-    )
-    if win_length != n_fft:
-        raise pre.fail(f"win_length {win_length} differs from n_fft {n_fft}; not supported")
-    hop_length = pre.get("hop_length", int) or sample_rate // 100
-    if hop_length <= 0 or n_mels <= 0:
+    values: Values = {"sample_rate": sample_rate}
+    _resolve(pre, _FEATURES, weights, values)
+    if values["win_length"] != values["n_fft"]:
+        raise pre.fail(
+            f"win_length {values['win_length']} differs from n_fft {values['n_fft']}; not supported"
+        )
+    if values["hop_length"] <= 0 or values["n_mels"] <= 0:
         raise pre.fail("hop_length and features must be positive")
-    center = pre.get("center", bool)
-    return FeatureConfig(
-        sample_rate=sample_rate,
-        n_mels=n_mels,
-        n_fft=n_fft,
-        win_length=win_length,
-        hop_length=hop_length,
-        center=True if center is None else center,
-    )
+    return _build(FeatureConfig, values)
 
 
-def _parse_encoder(top: _Reader, shapes: Shapes, n_mels: int) -> EncoderConfig:
+def _parse_encoder(top: _Reader, weights: _Weights, n_mels: int) -> EncoderConfig:
     enc = top.sub("encoder", required=True)
-    layer0 = "encoder.layers.0."
-    d_model = enc.resolve(
-        "d_model", enc.get("d_model", int), _dim(shapes, layer0 + "norm_out.weight", 0), None
-    )
-    layers = _indices(shapes, _LAYER_KEY)
-    n_layers = enc.resolve("n_layers", enc.get("n_layers", int), len(layers) or None, None)
-
-    sub0 = shapes.get("encoder.pre_encode.conv.0.weight")
-    subsampling_from_weights = None if sub0 is None else {3: "conv1d", 4: "conv2d"}.get(len(sub0))
-    subsampling = enc.resolve(
-        "subsampling",
-        enc.choice("subsampling", ("conv1d", "conv2d")),
-        subsampling_from_weights,
-        "conv2d",
-    )
-    # conv2d folds the mel axis into its Linear's input; the full shape check covers that case.
-    feat_in_from_weights = sub0[1] if sub0 is not None and subsampling == "conv1d" else None
-    feat_in = enc.resolve("feat_in", enc.get("feat_in", int), feat_in_from_weights, n_mels)
-    if feat_in != n_mels:
-        raise enc.fail(f"feat_in {feat_in} differs from the {n_mels} mel features")
-    subs_kernel_size = enc.resolve(
-        "subs_kernel_size", enc.get("subs_kernel_size", int), None if sub0 is None else sub0[-1], 3
-    )
-    stages = len(_indices(shapes, _SUBSAMPLING_CONV_KEY))
-    subsampling_factor = enc.resolve(
-        "subsampling_factor", enc.get("subsampling_factor", int), 2**stages if stages else None, 4
-    )
-    d_ff = _dim(shapes, layer0 + "feed_forward1.linear1.weight", 0)
-    ff_expansion_factor = enc.resolve(
-        "ff_expansion_factor",
-        enc.get("ff_expansion_factor", int),
-        None if d_ff is None or d_ff % d_model else d_ff // d_model,
-        4,
-    )
-    rel_pos_keys = any(
-        key.endswith(("self_attn.linear_pos.weight", "self_attn.pos_bias_u")) for key in shapes
-    )
-    attention = enc.resolve(
-        "self_attention_model",
-        enc.choice("self_attention_model", ("rotary", "rel_pos")),
-        ("rel_pos" if rel_pos_keys else "rotary") if layers else None,
-        "rotary",
-    )
-    n_heads = enc.resolve(
-        "n_heads", enc.get("n_heads", int), _dim(shapes, layer0 + "self_attn.pos_bias_u", 0), None
-    )
-    if d_model % n_heads:
-        raise enc.fail(f"d_model {d_model} is not divisible by n_heads {n_heads}")
-    batch_norm_keys = any(key.endswith("conv.batch_norm.running_mean") for key in shapes)
-    conv_norm_type = enc.resolve(
-        "conv_norm_type",
-        enc.choice("conv_norm_type", ("batch_norm", "layer_norm")),
-        ("batch_norm" if batch_norm_keys else "layer_norm") if layers else None,
-        "batch_norm",
-    )
-    conv_kernel_size = enc.resolve(
-        "conv_kernel_size",
-        enc.get("conv_kernel_size", int),
-        _dim(shapes, layer0 + "conv.depthwise_conv.weight", 2),
-        31,
-    )
-    if conv_kernel_size % 2 == 0:
-        raise enc.fail(f"conv_kernel_size {conv_kernel_size} must be odd")
-    return EncoderConfig(
-        feat_in=feat_in,
-        n_layers=n_layers,
-        d_model=d_model,
-        n_heads=n_heads,
-        subsampling="conv1d" if subsampling == "conv1d" else "conv2d",
-        subs_kernel_size=subs_kernel_size,
-        subsampling_factor=subsampling_factor,
-        ff_expansion_factor=ff_expansion_factor,
-        self_attention_model="rel_pos" if attention == "rel_pos" else "rotary",
-        pos_emb_max_len=enc.get("pos_emb_max_len", int) or 5000,
-        conv_norm_type="layer_norm" if conv_norm_type == "layer_norm" else "batch_norm",
-        conv_kernel_size=conv_kernel_size,
-    )
+    values: Values = {"n_mels": n_mels}
+    _resolve(enc, _ENCODER, weights, values)
+    if values["feat_in"] != n_mels:
+        raise enc.fail(f"feat_in {values['feat_in']} differs from the {n_mels} mel features")
+    if values["d_model"] % values["n_heads"]:
+        raise enc.fail(
+            f"d_model {values['d_model']} is not divisible by n_heads {values['n_heads']}"
+        )
+    if values["conv_kernel_size"] % 2 == 0:
+        raise enc.fail(f"conv_kernel_size {values['conv_kernel_size']} must be odd")
+    return _build(EncoderConfig, values)
 
 
-def _parse_head(top: _Reader, shapes: Shapes, d_model: int) -> CtcHeadConfig | RnntHeadConfig:
-    head = top.sub("head", required=False)
+def _head_kind(top: _Reader, head: _Reader, weights: _Weights) -> str:
+    """'ctc' or 'rnnt', from the head's `_target_` class and from which tensors exist."""
     target = head.get("_target_", str) or ""
-    kind_from_cfg = {"CTCHead": "ctc", "RNNTHead": "rnnt"}.get(target.rsplit(".", 1)[-1])
-    kind_from_weights = (
-        "rnnt"
-        if "head.decoder.embed.weight" in shapes
-        else "ctc"
-        if "head.decoder_layers.0.weight" in shapes
-        else None
+    from_cfg = {"CTCHead": "ctc", "RNNTHead": "rnnt"}.get(target.rsplit(".", 1)[-1])
+    from_weights = (
+        "rnnt" if _EMBED in weights.shapes else "ctc" if _CTC + "weight" in weights.shapes else None
     )
-    if kind_from_cfg is None and kind_from_weights is None:
+    if from_cfg is None and from_weights is None:
         raise top.fail(
             f"it has no CTC or RNN-T head (head target {target!r}; an SSL or emotion model?)"
         )
-    kind = head.resolve("_target_", kind_from_cfg, kind_from_weights, None)
-    if kind == "ctc":
-        feat_in = head.resolve(
-            "feat_in",
-            head.get("feat_in", int),
-            _dim(shapes, "head.decoder_layers.0.weight", 1),
-            d_model,
-        )
-        if feat_in != d_model:
-            raise head.fail(f"CTC head feat_in {feat_in} differs from d_model {d_model}")
-        num_classes = head.resolve(
-            "num_classes",
-            head.get("num_classes", int),
-            _dim(shapes, "head.decoder_layers.0.bias", 0),
-            None,
-        )
-        return CtcHeadConfig(feat_in=feat_in, num_classes=num_classes)
-    decoder = head.sub("decoder", required=False)
-    joint = head.sub("joint", required=False)
-    embed = shapes.get("head.decoder.embed.weight")
-    num_classes = decoder.resolve(
-        "num_classes", decoder.get("num_classes", int), None if embed is None else embed[0], None
-    )
-    joint.resolve("num_classes", joint.get("num_classes", int), num_classes, None)
-    pred_hidden = decoder.resolve(
-        "pred_hidden", decoder.get("pred_hidden", int), None if embed is None else embed[1], None
-    )
-    joint.resolve("pred_hidden", joint.get("pred_hidden", int), pred_hidden, None)
-    lstm_layers = _indices(shapes, _LSTM_LAYER_KEY)
-    pred_rnn_layers = decoder.resolve(
-        "pred_rnn_layers", decoder.get("pred_rnn_layers", int), len(lstm_layers) or None, 1
-    )
-    enc_hidden = joint.resolve(
-        "enc_hidden",
-        joint.get("enc_hidden", int),
-        _dim(shapes, "head.joint.enc.weight", 1),
-        d_model,
-    )
-    if enc_hidden != d_model:
-        raise joint.fail(f"enc_hidden {enc_hidden} differs from d_model {d_model}")
-    joint_hidden = joint.resolve(
-        "joint_hidden",
-        joint.get("joint_hidden", int),
-        _dim(shapes, "head.joint.pred.weight", 0),
-        None,
-    )
-    return RnntHeadConfig(
-        pred_hidden=pred_hidden,
-        pred_rnn_layers=pred_rnn_layers,
-        enc_hidden=enc_hidden,
-        joint_hidden=joint_hidden,
-        num_classes=num_classes,
-    )
+    return head.resolve("_target_", from_cfg, from_weights, None)
+
+
+def _parse_head(top: _Reader, weights: _Weights, d_model: int) -> CtcHeadConfig | RnntHeadConfig:
+    head = top.sub("head", required=False)
+    values: Values = {"d_model": d_model}
+    if _head_kind(top, head, weights) == "ctc":
+        _resolve(head, _CTC_HEAD, weights, values)
+        if values["feat_in"] != d_model:
+            raise head.fail(f"CTC head feat_in {values['feat_in']} differs from d_model {d_model}")
+        return _build(CtcHeadConfig, values)
+    _resolve(head, _RNNT_HEAD, weights, values)
+    if values["enc_hidden"] != d_model:
+        raise head.fail(f"joint enc_hidden {values['enc_hidden']} differs from d_model {d_model}")
+    return _build(RnntHeadConfig, values)
 
 
 def _parse_vocabulary(reader: _Reader, key: str) -> tuple[str, ...] | None:
@@ -387,135 +419,13 @@ def parse_model_config(
     """Build a ModelConfig from a checkpoint's cfg (plain containers) and its tensor shapes.
 
     Fields absent from the cfg are read from the weights or take upstream's defaults; a cfg value
-    the weights contradict, or any missing, unexpected or mis-shaped tensor, is a CheckpointError.
+    the weights contradict is a CheckpointError. Whether every tensor fits is checked against
+    the network built from the result (checkpoint.load_checkpoint).
     """
     top = _Reader(name, "", cfg)
-    features = _parse_features(top, shapes)
-    encoder = _parse_encoder(top, shapes, features.n_mels)
-    head = _parse_head(top, shapes, encoder.d_model)
+    weights = _Weights(shapes)
+    features = _parse_features(top, weights)
+    encoder = _parse_encoder(top, weights, features.n_mels)
+    head = _parse_head(top, weights, encoder.d_model)
     decoding = _parse_decoding(top, head.num_classes)
-    config = ModelConfig(
-        name=name, features=features, encoder=encoder, head=head, decoding=decoding
-    )
-    check_shapes(config, shapes)
-    return config
-
-
-# ------------------------------------------------------------------------ expected tensors
-
-
-def expected_shapes(config: ModelConfig) -> dict[str, tuple[int, ...]]:
-    """Every tensor an official checkpoint of this architecture holds, with its shape."""
-    f, e = config.features, config.encoder
-    d, m = e.d_model, f.n_mels
-    shapes: dict[str, tuple[int, ...]] = {
-        "preprocessor.featurizer.0.spectrogram.window": (f.win_length,),
-        "preprocessor.featurizer.0.mel_scale.fb": (f.n_fft // 2 + 1, m),
-    }
-    stages = e.subsampling_factor.bit_length() - 1
-    k = e.subs_kernel_size
-    mel_bins = m
-    for stage in range(stages):
-        conv = f"encoder.pre_encode.conv.{2 * stage}."
-        in_channels = (m if e.subsampling == "conv1d" else 1) if stage == 0 else d
-        if e.subsampling == "conv1d":
-            shapes[conv + "weight"] = (d, in_channels, k)
-        else:
-            shapes[conv + "weight"] = (d, in_channels, k, k)
-            mel_bins = (mel_bins + 1) // 2
-        shapes[conv + "bias"] = (d,)
-    if e.subsampling == "conv2d":
-        shapes["encoder.pre_encode.out.weight"] = (d, d * mel_bins)
-        shapes["encoder.pre_encode.out.bias"] = (d,)
-    for i in range(e.n_layers):
-        shapes.update(_layer_shapes(f"encoder.layers.{i}.", e))
-    shapes.update(_head_shapes(config.head, d))
-    return shapes
-
-
-def _layer_shapes(p: str, e: EncoderConfig) -> dict[str, tuple[int, ...]]:
-    d, d_ff = e.d_model, e.d_model * e.ff_expansion_factor
-    shapes: dict[str, tuple[int, ...]] = {}
-    for norm in (
-        "norm_feed_forward1",
-        "norm_conv",
-        "norm_self_att",
-        "norm_feed_forward2",
-        "norm_out",
-        "conv.batch_norm",
-    ):
-        shapes[f"{p}{norm}.weight"] = (d,)
-        shapes[f"{p}{norm}.bias"] = (d,)
-    for ff in ("feed_forward1", "feed_forward2"):
-        shapes[f"{p}{ff}.linear1.weight"] = (d_ff, d)
-        shapes[f"{p}{ff}.linear1.bias"] = (d_ff,)
-        shapes[f"{p}{ff}.linear2.weight"] = (d, d_ff)
-        shapes[f"{p}{ff}.linear2.bias"] = (d,)
-    shapes[p + "conv.pointwise_conv1.weight"] = (2 * d, d, 1)
-    shapes[p + "conv.pointwise_conv1.bias"] = (2 * d,)
-    shapes[p + "conv.depthwise_conv.weight"] = (d, 1, e.conv_kernel_size)
-    shapes[p + "conv.depthwise_conv.bias"] = (d,)
-    shapes[p + "conv.pointwise_conv2.weight"] = (d, d, 1)
-    shapes[p + "conv.pointwise_conv2.bias"] = (d,)
-    if e.conv_norm_type == "batch_norm":
-        shapes[p + "conv.batch_norm.running_mean"] = (d,)
-        shapes[p + "conv.batch_norm.running_var"] = (d,)
-        shapes[p + "conv.batch_norm.num_batches_tracked"] = ()
-    for linear in ("linear_q", "linear_k", "linear_v", "linear_out"):
-        shapes[f"{p}self_attn.{linear}.weight"] = (d, d)
-        shapes[f"{p}self_attn.{linear}.bias"] = (d,)
-    if e.self_attention_model == "rel_pos":
-        shapes[p + "self_attn.linear_pos.weight"] = (d, d)
-        shapes[p + "self_attn.pos_bias_u"] = (e.n_heads, d // e.n_heads)
-        shapes[p + "self_attn.pos_bias_v"] = (e.n_heads, d // e.n_heads)
-    return shapes
-
-
-def _head_shapes(head: CtcHeadConfig | RnntHeadConfig, d: int) -> dict[str, tuple[int, ...]]:
-    c = head.num_classes
-    if isinstance(head, CtcHeadConfig):
-        return {"head.decoder_layers.0.weight": (c, d, 1), "head.decoder_layers.0.bias": (c,)}
-    p, j = head.pred_hidden, head.joint_hidden
-    shapes: dict[str, tuple[int, ...]] = {"head.decoder.embed.weight": (c, p)}
-    for layer in range(head.pred_rnn_layers):
-        shapes[f"head.decoder.lstm.weight_ih_l{layer}"] = (4 * p, p)
-        shapes[f"head.decoder.lstm.weight_hh_l{layer}"] = (4 * p, p)
-        shapes[f"head.decoder.lstm.bias_ih_l{layer}"] = (4 * p,)
-        shapes[f"head.decoder.lstm.bias_hh_l{layer}"] = (4 * p,)
-    shapes.update(
-        {
-            "head.joint.pred.weight": (j, p),
-            "head.joint.pred.bias": (j,),
-            "head.joint.enc.weight": (j, d),
-            "head.joint.enc.bias": (j,),
-            "head.joint.joint_net.1.weight": (c, j),
-            "head.joint.joint_net.1.bias": (c,),
-        }
-    )
-    return shapes
-
-
-def check_shapes(config: ModelConfig, shapes: Mapping[str, tuple[int, ...]]) -> None:
-    """Raise CheckpointError listing every missing, unexpected or mis-shaped tensor."""
-    expected = expected_shapes(config)
-    problems = []
-    missing = [key for key in expected if key not in shapes]
-    unexpected = [key for key in shapes if key not in expected]
-    wrong = [
-        f"{key} {tuple(shapes[key])} (expected {shape})"
-        for key, shape in expected.items()
-        if key in shapes and tuple(shapes[key]) != shape
-    ]
-    for label, keys in (("missing", missing), ("unexpected", unexpected), ("mis-shaped", wrong)):
-        if keys:
-            problems.append(f"{len(keys)} {label}: {_preview(keys)}")
-    if problems:
-        raise CheckpointError(
-            f"Checkpoint {config.name!r} does not match its {config.kind} architecture: "
-            + "; ".join(problems)
-        )
-
-
-def _preview(items: list[str], limit: int = 8) -> str:
-    shown = ", ".join(items[:limit])
-    return shown + (f", … ({len(items) - limit} more)" if len(items) > limit else "")
+    return ModelConfig(name=name, features=features, encoder=encoder, head=head, decoding=decoding)

@@ -1,4 +1,5 @@
-"""The Conformer encoder (facts §5.3–§5.9): 4× subsampling, macaron layers, channel-first output.
+"""The Conformer encoder (docs/gigaam.md §5.2–§5.5): 4× subsampling, macaron layers, channels
+first.
 
 Shapes: B batch, M mel bands, T mel frames, T' = ceil(T / 4) encoder frames, d model width.
 Module names mirror the official state_dict (`pre_encode.conv.0`, `layers.{i}.self_attn`, ...);

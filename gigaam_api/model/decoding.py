@@ -1,4 +1,5 @@
-"""Greedy decoding (facts §5.10–§5.11): CTC collapse and RNN-T search → token ids with frames.
+"""Greedy decoding (docs/gigaam.md §5.6–§5.7): CTC collapse and RNN-T search → token ids with
+their frames.
 
 Pure functions over tensors: no text, no tokenizer, no timestamps. The RNN-T search runs a whole
 batch at once and gives each sample exactly what a batch of one gives (per-sample state).

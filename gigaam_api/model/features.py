@@ -1,4 +1,5 @@
-"""The log-mel front end (facts §5.2), from the window and filterbank stored in the checkpoint.
+"""The log-mel front end (docs/gigaam.md §5.1), from the window and filterbank stored in the
+checkpoint.
 
 Module and buffer names mirror the official state_dict (`featurizer.0.spectrogram.window`,
 `featurizer.0.mel_scale.fb`); nothing here knows about the encoder or decoding.
@@ -88,7 +89,7 @@ class FeatureExtractor(nn.Module):
         return self.config.n_fft // 2 + 1 if self.config.center else self.config.n_fft
 
     def output_lengths(self, lengths_samples: torch.Tensor) -> torch.Tensor:
-        """[B] int samples → [B] int64 feature frames (facts §5.2 item 6)."""
+        """[B] int samples → [B] int64 feature frames (docs/gigaam.md §5.1)."""
         hop = self.config.hop_length
         if self.config.center:
             frames = torch.div(lengths_samples, hop, rounding_mode="floor") + 1

@@ -13,7 +13,6 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from gigaam_api.errors import CheckpointError
 from gigaam_api.model.checkpoint import load_checkpoint
 from gigaam_api.model.config import CtcHeadConfig, ModelConfig
 from gigaam_api.model.conformer import ConformerEncoder
@@ -98,17 +97,9 @@ def load_model(
         CheckpointError: unreadable file or tensors that do not fit the architecture.
         TokenizerError: the tokenizer file is missing or does not match the head.
     """
-    checkpoint = load_checkpoint(checkpoint_path)
+    checkpoint = load_checkpoint(checkpoint_path, GigaAM)
     tokenizer = load_tokenizer(checkpoint.config.decoding, tokenizer_path)
-    # Built on "meta" and given the checkpoint's tensors (assign=True): one copy of the weights
-    # in memory instead of random-initialised parameters plus the loaded ones.
-    with torch.device("meta"):
-        network = GigaAM(checkpoint.config)
-    try:
-        network.load_state_dict(checkpoint.state_dict, strict=True, assign=True)
-    except RuntimeError as exc:
-        raise CheckpointError(f"{checkpoint_path}: weights do not fit the model: {exc}") from exc
-    network = network.float().eval().to(device)
+    network = checkpoint.network.float().eval().to(device)
     logger.info(
         "Loaded %s (%s, %s head, %d parameters) on %s",
         checkpoint.config.name,

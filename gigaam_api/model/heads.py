@@ -1,4 +1,5 @@
-"""Output heads (facts §5.10–§5.11): the CTC projection and the RNN-T predictor + joint network.
+"""Output heads (docs/gigaam.md §5.6–§5.7): the CTC projection and the RNN-T predictor + joint
+network.
 
 Shapes: B batch, d encoder width, T' encoder frames, C classes (blank = C − 1), P predictor width,
 J joint width. Names mirror the official state_dict; the greedy search lives in decoding.py.

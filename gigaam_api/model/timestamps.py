@@ -1,7 +1,8 @@
-"""Word timestamps (facts §7): emitted tokens with their encoder frames → Words in seconds.
+"""Word timestamps (docs/gigaam.md §7): emitted tokens with their encoder frames → Words in seconds.
 
 Pure: grouping follows upstream (a `▁` piece or a `' '` char starts a new word; punctuation stays
 attached); word text comes from the tokenizer's decode, so byte-fallback pieces become characters.
+Each word keeps its token ids, separators before it included.
 """
 
 from __future__ import annotations
@@ -43,18 +44,22 @@ def words_from_tokens(
         frame_shift: seconds per encoder frame (see frame_shift_s).
 
     Returns:
-        The words in order; words whose decoded text is empty are dropped.
+        The words in order; words whose decoded text is empty are dropped, their ids (like the
+        space tokens) going to the next word. Ids after the last word are left out.
     """
     words: list[Word] = []
+    carried: list[int] = []  # separators and empty words waiting for the next word
     word_ids: list[int] = []
     word_frames: list[int] = []
 
     def close() -> None:
         text = tokenizer.decode(word_ids).strip()
         if text:
-            words.append(
-                Word(text, word_frames[0] * frame_shift, (word_frames[-1] + 1) * frame_shift)
-            )
+            start, end = word_frames[0] * frame_shift, (word_frames[-1] + 1) * frame_shift
+            words.append(Word(text, start, end, (*carried, *word_ids)))
+            carried.clear()
+        else:
+            carried.extend(word_ids)
         word_ids.clear()
         word_frames.clear()
 
@@ -64,6 +69,7 @@ def words_from_tokens(
             if word_ids:
                 close()
             if piece == " ":
+                carried.append(token_id)
                 continue
         word_ids.append(token_id)
         word_frames.append(frame)

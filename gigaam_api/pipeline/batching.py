@@ -6,8 +6,6 @@ long file comes back after one chunk, not after a full batch. Pure: knows only C
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
 from gigaam_api.pipeline.chunking import Chunk
 
 Batch = tuple[Chunk, ...]
@@ -64,18 +62,3 @@ class BatchPlanner:
         batch, self._pending = tuple(self._pending), []
         self._next_size = self._batch_size
         return batch
-
-
-def plan_batches(
-    chunks: Iterable[Chunk],
-    batch_size: int,
-    *,
-    max_samples: int = 0,
-    first_batch_size: int | None = None,
-) -> list[Batch]:
-    """Every batch for a whole list of chunks, in order (see BatchPlanner for the arguments)."""
-    planner = BatchPlanner(batch_size, max_samples=max_samples, first_batch_size=first_batch_size)
-    batches: list[Batch] = []
-    for chunk in chunks:
-        batches += planner.add(chunk)
-    return batches + planner.finish()

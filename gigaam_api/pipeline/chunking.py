@@ -1,14 +1,14 @@
-"""Speech regions -> model-sized chunks by upstream GigaAM's merge rule (facts §8.1), in samples.
+"""Speech regions -> model-sized chunks by upstream GigaAM's merge rule (docs/gigaam.md §8), in
+samples.
 
-Two forms of the same rule: `plan_chunks` on a whole list (the reference) and `ChunkPlanner`,
-which is fed regions as the VAD finalises them and hands out each chunk as soon as it is decided.
-Pure: no audio, no VAD, no model.
+`ChunkPlanner` is fed regions as the VAD finalises them and hands out each chunk as soon as it is
+decided, giving the chunks the rule gives on the whole list (tests/reference.py states the rule
+on its own for the tests). Pure: no audio, no VAD, no model.
 """
 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterable
 from dataclasses import dataclass
 
 from gigaam_api.types import SAMPLE_RATE, ChunkingOptions, SampleSpan
@@ -80,34 +80,6 @@ def _merge(
         flushed = _split(pending.start, pending.end, limits)
         pending = _Pending(start, start)
     return _Pending(pending.start, end), flushed
-
-
-def plan_chunks(
-    regions: Iterable[tuple[int, int]],
-    options: ChunkingOptions,
-    audio_samples: int | None = None,
-) -> list[Chunk]:
-    """Merge sorted speech regions (start, end samples) into chunks, upstream's loop as written.
-
-    Args:
-        regions: speech regions in time order.
-        options: the merge thresholds.
-        audio_samples: the audio's length, to clamp region ends (None = no clamp).
-
-    Returns:
-        Chunks in time order; silences between merged regions are inside a chunk, the trailing
-        silence after the last region is not, and a leftover of at most new_chunk_threshold_s
-        is dropped.
-    """
-    limits = _Limits.of(options)
-    chunks: list[Chunk] = []
-    pending = _Pending()
-    for raw_start, raw_end in regions:
-        pending, flushed = _merge(pending, *_clamp(raw_start, raw_end, audio_samples), limits)
-        chunks += flushed
-    if pending.length > limits.new_chunk_samples:
-        chunks += _split(pending.start, pending.end, limits)
-    return chunks
 
 
 class ChunkPlanner:

@@ -16,6 +16,7 @@ import logging
 import threading
 import weakref
 from collections.abc import Generator, Iterator, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +28,7 @@ from gigaam_api.pipeline.batching import Batch, BatchPlanner
 from gigaam_api.pipeline.chunking import Chunk, ChunkPlanner
 from gigaam_api.pipeline.spool import SampleSpool
 from gigaam_api.pipeline.vad import SileroVad, SpeechRegion, VadStream
-from gigaam_api.types import SAMPLE_RATE, ChunkResult, Segment, TranscribeOptions, Word
+from gigaam_api.types import SAMPLE_RATE, ChunkResult, Segment, TranscribeOptions
 
 logger = logging.getLogger(__name__)
 
@@ -274,7 +275,9 @@ class PipelineRun:
         if not text:
             return None
         words = tuple(
-            Word(word.text, min(start_s + word.start, end_s), min(start_s + word.end, end_s))
+            replace(
+                word, start=min(start_s + word.start, end_s), end=min(start_s + word.end, end_s)
+            )
             for word in result.words
         )
         segment = Segment(self._next_id, start_s, end_s, text, words, result.avg_logprob)

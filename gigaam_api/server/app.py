@@ -49,8 +49,12 @@ def create_app(
         settings: defaults to load_settings() (environment and `.env`).
         transcriber_factory: builds the transcriber in the background loader thread; defaults to
             gigaam_api.bootstrap.build_transcriber.
+
+    Raises:
+        SettingsError: the settings are invalid, or MODEL is outside ALLOWED_MODELS.
     """
     settings = settings or load_settings()
+    settings.check_served_model()
     configure_logging(settings.log_level, settings.log_json)
     factory = transcriber_factory or _build_transcriber
 

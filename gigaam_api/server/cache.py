@@ -66,7 +66,7 @@ def _encode(result: JobResult) -> bytes:
                 s.end,
                 s.text,
                 s.avg_logprob,
-                [[w.text, w.start, w.end] for w in s.words],
+                [[w.text, w.start, w.end, list(w.tokens)] for w in s.words],
             ]
             for s in result.segments
         ],
@@ -80,6 +80,14 @@ def _number(value: Any) -> float:
     return float(value)
 
 
+def _token_ids(values: Any) -> tuple[int, ...]:
+    if not isinstance(values, list) or not all(
+        isinstance(value, int) and not isinstance(value, bool) for value in values
+    ):
+        raise CorruptEntryError(f"expected token ids, got {values!r}")
+    return tuple(values)
+
+
 def _decode(body: bytes) -> JobResult:
     try:
         data = json.loads(body)
@@ -89,7 +97,10 @@ def _decode(body: bytes) -> JobResult:
                 _number(start),
                 _number(end),
                 str(text),
-                tuple(Word(str(w), _number(ws), _number(we)) for w, ws, we in words),
+                tuple(
+                    Word(str(w), _number(ws), _number(we), _token_ids(tokens))
+                    for w, ws, we, tokens in words
+                ),
                 _number(logprob),
             )
             for segment_id, start, end, text, logprob, words in data["segments"]

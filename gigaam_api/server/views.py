@@ -10,7 +10,7 @@ from typing import Any
 
 from fastapi.responses import JSONResponse, Response
 
-from gigaam_api.formats import MEDIA_TYPES, Granularity, ResponseFormat, render
+from gigaam_api.formats import FORMATS, Granularity, ResponseFormat, render
 from gigaam_api.server.errors import describe, error_body
 from gigaam_api.server.jobs import Job, JobResult
 from gigaam_api.server.registry import JobRegistry
@@ -68,4 +68,4 @@ def result_response(
     body = render(response_format, result.segments, result.duration_s, granularities)
     if isinstance(body, dict):
         return JSONResponse(body, headers=headers)
-    return Response(body, media_type=MEDIA_TYPES[response_format], headers=headers)
+    return Response(body, media_type=FORMATS[response_format].media_type, headers=headers)

@@ -20,25 +20,17 @@ import httpx
 import pytest
 
 from gigaam_api import cli
-from gigaam_api.settings import Settings
+from testkit.checkpoints import tokenizer_path_for
 from tests.fixtures.cdn import FakeCdn, publish_model
-from tests.fixtures.checkpoints import tokenizer_path_for
+from tests.fixtures.settings import environ_without_settings
 
 CLI = Path(sys.executable).with_name("gigaam-api")
-_SETTING_NAMES = {name.upper() for name in Settings.model_fields}
-
-
-@pytest.fixture(autouse=True)
-def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    for name in _SETTING_NAMES:
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.chdir(tmp_path)  # no stray .env
+pytestmark = pytest.mark.usefixtures("no_settings_env")
 
 
 def run_cli(*args: str, **settings: str) -> subprocess.CompletedProcess[str]:
     """Run the installed console script with only the given settings in its environment."""
-    env = {name: value for name, value in os.environ.items() if name.upper() not in _SETTING_NAMES}
-    env.update({name.upper(): value for name, value in settings.items()})
+    env = environ_without_settings() | {name.upper(): value for name, value in settings.items()}
     return subprocess.run(
         [str(CLI), *args], env=env, capture_output=True, text=True, timeout=240, check=False
     )
@@ -296,7 +288,7 @@ def test_serve_is_healthy_by_the_docker_healthcheck_and_stops_cleanly(
 ) -> None:
     """What the image runs: `gigaam-api serve`, probed by the Dockerfile's own HEALTHCHECK."""
     port = _free_port()
-    env = {name: value for name, value in os.environ.items() if name.upper() not in _SETTING_NAMES}
+    env = environ_without_settings()
     env.update(
         MODEL=str(tiny_v3_ctc_checkpoint),
         PORT=str(port),

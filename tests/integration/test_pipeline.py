@@ -25,12 +25,13 @@ from gigaam_api.errors import (
     TranscriptionCancelledError,
 )
 from gigaam_api.pipeline.audio import Samples, probe_audio
-from gigaam_api.pipeline.chunking import Chunk, plan_chunks
+from gigaam_api.pipeline.chunking import Chunk
 from gigaam_api.pipeline.transcribe import Pipeline
 from gigaam_api.pipeline.vad import SileroVad
 from gigaam_api.types import ChunkResult, Segment, TranscribeOptions
+from testkit.checkpoints import tokenizer_path_for
 from tests.fixtures.audio import child_processes
-from tests.fixtures.checkpoints import tokenizer_path_for
+from tests.reference import merge_regions
 
 SR = 16000
 THREADS = 2
@@ -106,10 +107,10 @@ def read_wav(path: Path) -> Samples:
 
 
 def reference_chunks(vad: SileroVad, samples: Samples, options: TranscribeOptions) -> list[Chunk]:
-    """The chunks of the whole-list planner over the one-shot VAD regions of the whole file."""
+    """The chunks the documented rule gives on the one-shot VAD regions of the whole file."""
     regions = vad.speech_regions(samples, options.vad)
     spans = [(region.start_sample, region.end_sample) for region in regions]
-    return plan_chunks(spans, options.chunking, len(samples))
+    return [Chunk(*span) for span in merge_regions(spans, options.chunking, len(samples))]
 
 
 def assert_well_formed(segments: list[Segment], duration_s: float) -> None:

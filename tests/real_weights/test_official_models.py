@@ -1,4 +1,4 @@
-"""Upstream's expected transcripts and word timestamps of example.wav (facts §10.4).
+"""Upstream's expected transcripts and word timestamps of example.wav (docs/gigaam.md §10).
 
 Needs the official weights, so not part of CI. Get the files into MODELS_DIR (read like every
 setting: environment, .env, default ~/.cache/gigaam-api), then run

@@ -13,8 +13,8 @@ from gigaam_api import asr, weights
 from gigaam_api.engines.pytorch import TorchEngine
 from gigaam_api.errors import UnknownModelError
 from gigaam_api.weights import OfficialModel
+from testkit.checkpoints import tokenizer_path_for
 from tests.fixtures.cdn import FakeCdn
-from tests.fixtures.checkpoints import tokenizer_path_for
 
 AUDIO = np.random.default_rng(0).normal(0.0, 0.1, 24_000).astype(np.float32)
 

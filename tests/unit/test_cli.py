@@ -7,14 +7,9 @@ from pathlib import Path
 import pytest
 
 from gigaam_api import cli
-from gigaam_api.settings import Settings
+from gigaam_api.formats import ResponseFormat
 
-
-@pytest.fixture(autouse=True)
-def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    for name in Settings.model_fields:
-        monkeypatch.delenv(name.upper(), raising=False)
-    monkeypatch.chdir(tmp_path)  # no stray .env
+pytestmark = pytest.mark.usefixtures("no_settings_env")
 
 
 # ------------------------------------------------------------------------------ parsing
@@ -94,7 +89,7 @@ def test_format_bytes(size_bytes: int, expected: str) -> None:
     ],
 )
 def test_output_path_is_stem_and_extension(
-    response_format: str, output_dir: Path | None, expected: str
+    response_format: ResponseFormat, output_dir: Path | None, expected: str
 ) -> None:
     assert cli.output_path(Path("rec/talk.mp3"), response_format, output_dir) == Path(expected)
 
@@ -174,3 +169,20 @@ def test_serve_with_an_invalid_port_setting_exits_2_before_starting(
     assert cli.main(["serve"]) == 2
     (line,) = capsys.readouterr().err.splitlines()
     assert line.startswith("gigaam-api: error: Invalid settings: PORT:")
+
+
+def test_serve_refuses_a_model_outside_allowed_models_before_listening(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import uvicorn
+
+    def never_run(*args: object, **kwargs: object) -> None:
+        raise AssertionError("uvicorn must not start")
+
+    monkeypatch.setattr(uvicorn, "run", never_run)
+    monkeypatch.setenv("MODEL", "v2_rnnt")
+    assert cli.main(["serve"]) == 2
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith("gigaam-api: error: MODEL=v2_rnnt is not in ALLOWED_MODELS (v3_ctc,")
+    monkeypatch.setenv("MODEL", "v2_rnnt")
+    assert cli.main(["models"]) == 0  # only the server refuses; the other commands still work

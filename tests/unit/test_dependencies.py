@@ -22,7 +22,7 @@ from packaging.utils import canonicalize_name
 from packaging.version import Version
 
 ROOT = Path(__file__).resolve().parents[2]
-LOCAL_PACKAGES = {"gigaam_api", "tests", "bench"}
+LOCAL_PACKAGES = {"gigaam_api", "tests", "bench", "testkit"}
 CUDA_RUNTIME = re.compile(r"nvidia-.*|cuda-.*|triton")
 """PyPI's Linux torch (CI's Python 3.12 venv) brings its CUDA runtime; the CPU builds of the image
 and of the Python 3.11 venv have none, so these are never pinned."""
@@ -102,12 +102,12 @@ def test_the_package_imports_only_declared_runtime_dependencies() -> None:
     assert _undeclared(_third_party_imports("gigaam_api"), declared) == []
 
 
-def test_tests_and_benches_import_only_declared_dependencies() -> None:
+def test_tests_benches_and_testkit_import_only_declared_dependencies() -> None:
     declared = {
         canonicalize_name(r.name)
         for r in [*_pyproject_requirements(), *_pyproject_requirements("dev")]
     }
-    assert _undeclared(_third_party_imports("tests", "bench"), declared) == []
+    assert _undeclared(_third_party_imports("tests", "bench", "testkit"), declared) == []
 
 
 @pytest.mark.parametrize("extra", [None, "dev"])

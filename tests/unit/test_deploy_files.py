@@ -27,6 +27,7 @@ import yaml  # type: ignore[import-untyped]
 
 from gigaam_api.settings import Settings
 from tests.fixtures.cdn import FakeCdn
+from tests.fixtures.settings import isolated_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -112,7 +113,7 @@ def _service(name: str) -> dict[str, Any]:
 
 
 def _settings_defaults() -> Settings:
-    return Settings(_env_file=None)
+    return isolated_settings()
 
 
 # ------------------------------------------------------------------------------ Dockerfile
@@ -342,11 +343,8 @@ def test_env_example_lists_exactly_the_settings_each_with_a_comment() -> None:
         assert comment.startswith("# ") and not _SETTING_LINE.match(comment), name
 
 
-def test_env_example_values_are_the_defaults(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    for name in Settings.model_fields:
-        monkeypatch.delenv(name.upper(), raising=False)
+@pytest.mark.usefixtures("no_settings_env")
+def test_env_example_values_are_the_defaults(tmp_path: Path) -> None:
     uncommented = tmp_path / ".env"
     uncommented.write_text(
         "".join(f"{name}={value}\n" for name, (value, _) in _env_example_settings().items())

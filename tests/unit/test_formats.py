@@ -2,19 +2,26 @@
 
 from __future__ import annotations
 
+import itertools
 import zlib
 
 import pytest
+from pydantic import ValidationError
 
 from gigaam_api import formats
 from gigaam_api.formats import UnitLimits, plan_units, wrap_lines
 from gigaam_api.types import Segment, Word
+from tests.fixtures.settings import isolated_settings
 
 
 def _segment(
     words: list[tuple[str, float, float]], *, seg_id: int = 0, logprob: float = -0.5
 ) -> Segment:
-    timed = tuple(Word(text, start, end) for text, start, end in words)
+    # Made-up token ids: one per character, a space id (0) before every word but the first.
+    timed = tuple(
+        Word(text, start, end, (0,) * (index > 0) + tuple(ord(char) for char in text))
+        for index, (text, start, end) in enumerate(words)
+    )
     return Segment(
         id=seg_id,
         start=timed[0].start if timed else 0.0,
@@ -78,7 +85,7 @@ def test_verbose_json_default_has_segments_only_with_all_ten_fields() -> None:
         "start": 0.2,
         "end": 1.1,
         "text": " привет мир",
-        "tokens": [],
+        "tokens": [*map(ord, "привет"), 0, *map(ord, "мир")],
         "temperature": 0.0,
         "avg_logprob": -0.5,
         "compression_ratio": formats.compression_ratio("привет мир"),
@@ -225,3 +232,56 @@ def test_render_dispatches_every_format() -> None:
     verbose = formats.render("verbose_json", [HELLO], 1.1, ["word"])
     assert isinstance(verbose, dict)
     assert "segments" not in verbose
+
+
+def test_every_format_has_its_details_and_the_derived_lists_follow() -> None:
+    from gigaam_api import cli
+    from gigaam_api.server.app import create_app
+
+    names: tuple[formats.ResponseFormat, ...] = ("json", "text", "verbose_json", "srt", "vtt")
+    assert names == formats.RESPONSE_FORMATS
+    assert names == tuple(formats.FORMATS)
+    assert {name for name, info in formats.FORMATS.items() if not info.timed} == {"json", "text"}
+    assert [formats.FORMATS[name].extension for name in names] == [
+        "json",
+        "txt",
+        "json",
+        "srt",
+        "vtt",
+    ]
+    transcribe = cli.build_parser().parse_args(["transcribe", "a.wav"])
+    assert transcribe.format == "text"
+    for name in names:
+        assert cli.build_parser().parse_args(["transcribe", "-f", name, "a.wav"]).format == name
+        assert isolated_settings(default_response_format=name).default_response_format == name
+    with pytest.raises(ValidationError, match="default_response_format"):
+        isolated_settings(default_response_format="xml")
+    schema = create_app(isolated_settings()).openapi()
+    form = schema["paths"]["/v1/audio/transcriptions"]["post"]["requestBody"]["content"]
+    enum = form["multipart/form-data"]["schema"]["properties"]["response_format"]["enum"]
+    assert enum == list(names)
+
+
+def test_segment_tokens_are_the_token_ids_of_its_words() -> None:
+    words = _even_words("раз два три четыре пять шесть семь восемь девять десять", 0.0, 0.9)
+    numbered = tuple(
+        Word(w.text, w.start, w.end, (0,) * (i > 0) + (i + 1,) * len(w.text))
+        for i, w in enumerate(words)
+    )
+    segment = Segment(0, 0.0, numbered[-1].end, " ".join(w.text for w in numbered), numbered)
+    segments = formats.to_verbose_json([segment], 10.0)["segments"]
+    assert len(segments) > 1  # the chunk was cut into units; each keeps exactly its words' ids
+    assert [token for unit in segments for token in unit["tokens"]] == [
+        token for word in numbered for token in word.tokens
+    ]
+    for unit in segments:
+        word_ids = [t for t in unit["tokens"] if t]
+        assert [len(w) for w in unit["text"].split()] == [
+            len(list(group)) for _, group in itertools.groupby(word_ids)
+        ]
+
+
+def test_interpolated_units_have_no_tokens() -> None:
+    segment = Segment(0, 0.0, 2.0, "привет, мир", (Word("привет", 0.0, 0.5, (1, 2)),))
+    [unit] = formats.to_verbose_json([segment], 2.0)["segments"]
+    assert unit["tokens"] == []

@@ -27,6 +27,15 @@ def test_model_engine_and_pipeline_know_nothing_of_http(module: str) -> None:
     assert _modules_loaded_after(f"import {module}", http) == set()
 
 
+@pytest.mark.parametrize(
+    "module",
+    ["gigaam_api.model.gigaam", "gigaam_api.engines.pytorch", "gigaam_api.pipeline.transcribe"],
+)
+def test_model_engine_and_pipeline_never_read_settings(module: str) -> None:
+    settings = ("gigaam_api.settings", "pydantic_settings")
+    assert _modules_loaded_after(f"import {module}", settings) == set()
+
+
 def test_pipeline_does_not_pull_in_a_concrete_engine() -> None:
     loaded = _modules_loaded_after(
         "import gigaam_api.pipeline.transcribe", ("gigaam_api.engines.pytorch",)

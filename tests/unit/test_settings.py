@@ -1,15 +1,12 @@
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from gigaam_api.settings import Settings, SettingsError, load_settings
+from tests.fixtures.settings import isolated_settings
 
-
-@pytest.fixture(autouse=True)
-def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    for name in Settings.model_fields:
-        monkeypatch.delenv(name.upper(), raising=False)
-    monkeypatch.chdir(str(tmp_path))  # no stray .env
+pytestmark = pytest.mark.usefixtures("no_settings_env")
 
 
 def test_defaults_match_the_documented_table() -> None:
@@ -84,3 +81,50 @@ def test_models_dir_from_the_environment_wins_over_dotenv(
     assert load_settings().models_dir == "/from/dotenv"
     monkeypatch.setenv("MODELS_DIR", "/from/environment")
     assert load_settings().models_dir == "/from/environment"
+
+
+def test_allowed_models_must_be_official_names(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ALLOWED_MODELS", "v3_ctc, whisper-large")
+    with pytest.raises(SettingsError, match=r"ALLOWED_MODELS: .*whisper-large not official"):
+        load_settings()
+    monkeypatch.setenv("ALLOWED_MODELS", "")
+    assert load_settings().allowed_models == []
+
+
+@pytest.mark.parametrize(
+    ("model", "served"),
+    [("v3_ctc", "v3_ctc"), ("e2e_rnnt", "v3_e2e_rnnt"), ("/data/models/my-tune.ckpt", "my-tune")],
+)
+def test_model_is_served_under_its_official_name_or_file_stem(model: str, served: str) -> None:
+    settings = load_settings(model=model)
+    assert settings.served_model == served
+    settings.check_served_model()  # all three are allowed by the defaults
+
+
+@pytest.mark.parametrize("model", ["v2_ctc", "multilingual_ctc"])
+def test_official_model_outside_allowed_models_is_refused(model: str) -> None:
+    with pytest.raises(SettingsError) as caught:
+        load_settings(model=model).check_served_model()
+    assert str(caught.value) == (
+        f"MODEL={model} is not in ALLOWED_MODELS (v3_ctc, v3_e2e_ctc, v3_rnnt, v3_e2e_rnnt); "
+        f"add {model} to ALLOWED_MODELS or set MODEL to one of them."
+    )
+    load_settings(model=model, allowed_models=[model]).check_served_model()
+
+
+def test_a_local_checkpoint_needs_no_listing() -> None:
+    load_settings(model="./models/v2_ctc.ckpt", allowed_models=[]).check_served_model()
+    with pytest.raises(SettingsError, match=r"ALLOWED_MODELS \(empty\)"):
+        load_settings(model="rnnt", allowed_models=[]).check_served_model()
+
+
+def test_test_settings_ignore_every_variable_of_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    defaults = isolated_settings().model_dump()
+    for name in Settings.model_fields:
+        monkeypatch.setenv(name.upper(), "0.123-not-a-default")
+    with pytest.raises(ValidationError):
+        Settings(_env_file=None)  # the environment is read, and every variable is set
+    assert isolated_settings().model_dump() == defaults
+    assert isolated_settings(batch_size=2).batch_size == 2

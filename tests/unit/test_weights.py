@@ -16,6 +16,7 @@ from gigaam_api.errors import (
     WeightsDownloadError,
 )
 from gigaam_api.model.checkpoint import load_checkpoint
+from gigaam_api.model.gigaam import GigaAM
 from gigaam_api.types import DownloadProgress
 from gigaam_api.weights import ResolvedWeights, known_models, resolve_weights
 from tests.fixtures.cdn import CdnRequest, FakeCdn, publish_model
@@ -58,7 +59,7 @@ def test_download_streams_reports_progress_and_loads(
     assert progress[-1] == DownloadProgress("v3_ctc.ckpt", len(data), len(data))
     done = [p.done_bytes for p in progress]
     assert done == sorted(done)
-    assert load_checkpoint(resolved.checkpoint_path).config.name == "v3_ctc"
+    assert load_checkpoint(resolved.checkpoint_path, GigaAM).config.name == "v3_ctc"
 
 
 def test_alias_and_tokenizer_are_fetched(

@@ -19,7 +19,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response, StreamingResponse
 from starlette.requests import ClientDisconnect
 
-from gigaam_api.formats import render
+from gigaam_api.formats import FORMATS, render
 from gigaam_api.server import sse
 from gigaam_api.server.deps import RuntimeDep
 from gigaam_api.server.errors import describe, error_body
@@ -32,10 +32,9 @@ from gigaam_api.server.views import result_response
 
 router = APIRouter(tags=["audio"])
 
-_STREAMABLE = ("json", "text")
-_HEARTBEAT_FORMATS = ("json", "verbose_json")
-"""Formats whose body may start with whitespace: JSON ignores it, text and subtitles would not."""
 _HEARTBEAT = b" "
+"""Sent while a JSON body is computed: JSON ignores leading whitespace; text and subtitles
+would not, so only JSON formats get heartbeats."""
 
 
 def _log_result(log: RequestLog, result: JobResult) -> None:
@@ -73,7 +72,7 @@ async def create_transcription(request: Request, runtime: RuntimeDep) -> Respons
             return _client_gone(log)
         if job.status == "failed" and job.error is not None:
             raise job.error
-        if form.stream and form.response_format in _STREAMABLE:
+        if form.stream and not FORMATS[form.response_format].timed:
             handed_over = True
             return StreamingResponse(
                 sse.iter_sse(
@@ -86,7 +85,7 @@ async def create_transcription(request: Request, runtime: RuntimeDep) -> Respons
                 headers={**headers, **sse.HEADERS},
             )
         heartbeat_s = runtime.settings.sync_heartbeat_s
-        if form.response_format not in _HEARTBEAT_FORMATS:
+        if FORMATS[form.response_format].media_type != "application/json":
             heartbeat_s = 0.0
         while not job.terminal:
             woke = await watch.wait(heartbeat_s or None)

@@ -16,9 +16,17 @@ import torch
 from omegaconf import OmegaConf
 
 from gigaam_api.errors import CheckpointError, UnsafeCheckpointError
-from gigaam_api.model.checkpoint import load_checkpoint
-from gigaam_api.model.config import CtcHeadConfig, RnntHeadConfig
-from tests.fixtures.checkpoints import FAMILIES, write_checkpoint
+from gigaam_api.model.checkpoint import Checkpoint, load_checkpoint, tensor_shapes
+from gigaam_api.model.config import (
+    CtcHeadConfig,
+    DecodingConfig,
+    EncoderConfig,
+    FeatureConfig,
+    ModelConfig,
+    RnntHeadConfig,
+)
+from gigaam_api.model.gigaam import GigaAM
+from testkit.checkpoints import FAMILIES, RUSSIAN_CHARS, write_checkpoint
 
 # family: (subsampling, attention, conv norm, conv kernel, n_fft, center, head, num_classes)
 EXPECTED = {
@@ -40,6 +48,14 @@ def _trusted_load(path: Path) -> dict[str, Any]:
     return loaded
 
 
+def _load(path: Path) -> Checkpoint[GigaAM]:
+    return load_checkpoint(path, GigaAM)
+
+
+def _loaded_tensors(path: Path) -> dict[str, torch.Tensor]:
+    return _load(path).network.state_dict()
+
+
 def _resave(source: Path, target: Path, mutate: Callable[[dict[str, Any]], dict[str, Any]]) -> Path:
     torch.save(mutate(_trusted_load(source)), target)
     return target
@@ -50,7 +66,7 @@ def test_every_family_loads_with_its_architecture(
     family: str, tiny_checkpoints: dict[str, Path]
 ) -> None:
     path = tiny_checkpoints[family]
-    checkpoint = load_checkpoint(path)
+    checkpoint = _load(path)
     config = checkpoint.config
     subsampling, attention, norm, kernel, n_fft, center, kind, classes = EXPECTED[family]
 
@@ -74,9 +90,10 @@ def test_every_family_loads_with_its_architecture(
         assert (config.head.pred_hidden, config.head.joint_hidden) == (24, 24)
 
     reference = _trusted_load(path)["state_dict"]
-    assert list(checkpoint.state_dict) == list(reference)
+    tensors = checkpoint.network.state_dict()
+    assert sorted(tensors) == sorted(reference)
     for key, tensor in reference.items():
-        loaded = checkpoint.state_dict[key]
+        loaded = tensors[key]
         if tensor.is_floating_point():
             assert loaded.dtype == torch.float32, key
             assert torch.equal(loaded, tensor.float()), key
@@ -91,7 +108,7 @@ def test_fp16_and_bf16_tensors_come_out_fp32(tiny_checkpoints: dict[str, Path]) 
     assert stored[key].dtype == torch.float16
     assert stored["preprocessor.featurizer.0.mel_scale.fb"].dtype == torch.float32
 
-    loaded = load_checkpoint(path).state_dict
+    loaded = _loaded_tensors(path)
     assert loaded[key].dtype == torch.float32
     assert torch.equal(loaded[key], stored[key].float())
     # v3 stores its window bf16-rounded: the value survives, the container stays fp32.
@@ -107,7 +124,7 @@ def test_bf16_storage_is_read(tmp_path: Path, tiny_checkpoints: dict[str, Path])
         return top
 
     path = _resave(tiny_checkpoints["v3_ctc"], tmp_path / "bf16.ckpt", to_bf16)
-    weight = load_checkpoint(path).state_dict["head.decoder_layers.0.weight"]
+    weight = _loaded_tensors(path)["head.decoder_layers.0.weight"]
     original = _trusted_load(tiny_checkpoints["v3_ctc"])["state_dict"]
     assert weight.dtype == torch.float32
     assert torch.equal(weight, original["head.decoder_layers.0.weight"].bfloat16().float())
@@ -120,8 +137,8 @@ def test_model_name_from_cfg_else_file_stem(
     renamed_v3.write_bytes(tiny_checkpoints["v3_ctc"].read_bytes())
     renamed_v1 = tmp_path / "old-model.ckpt"
     renamed_v1.write_bytes(tiny_checkpoints["v1_ctc"].read_bytes())
-    assert load_checkpoint(renamed_v3).config.name == "v3_ctc"  # cfg carries model_name
-    assert load_checkpoint(renamed_v1).config.name == "old-model"  # v1 cfg has none
+    assert _load(renamed_v3).config.name == "v3_ctc"  # cfg carries model_name
+    assert _load(renamed_v1).config.name == "old-model"  # v1 cfg has none
 
 
 class _Payload:
@@ -152,7 +169,7 @@ def test_malicious_pickle_is_refused_without_running(
     with pytest.raises(
         UnsafeCheckpointError, match=r"(posix|os|builtins|__builtin__)\.(system|eval)"
     ):
-        load_checkpoint(path)
+        _load(path)
     assert not marker.exists()
 
     # The payload is live: a plain unpickler runs it (proving the refusal is what saved us).
@@ -173,9 +190,9 @@ def test_garbage_truncated_and_missing_files(
     garbage.write_bytes(b"\x00not a checkpoint" * 100)
     for path in (truncated, garbage):
         with pytest.raises(CheckpointError, match="not a readable torch checkpoint"):
-            load_checkpoint(path)
+            _load(path)
     with pytest.raises(CheckpointError, match="does not exist"):
-        load_checkpoint(tmp_path / "absent.ckpt")
+        _load(tmp_path / "absent.ckpt")
 
 
 def test_corrupt_pickle_inside_a_valid_zip(tmp_path: Path) -> None:
@@ -184,12 +201,12 @@ def test_corrupt_pickle_inside_a_valid_zip(tmp_path: Path) -> None:
         archive.writestr("broken/data.pkl", b"\x80\x02}q\x00(X\x03\x00\x00")
         archive.writestr("broken/byteorder", b"little")
     with pytest.raises(CheckpointError, match="pickle is corrupt"):
-        load_checkpoint(path)
+        _load(path)
     empty = tmp_path / "empty.ckpt"
     with zipfile.ZipFile(empty, "w") as archive:
         archive.writestr("empty/version", b"3\n")
     with pytest.raises(CheckpointError, match=r"one \*/data.pkl"):
-        load_checkpoint(empty)
+        _load(empty)
 
 
 def test_state_dict_without_cfg_is_refused(
@@ -198,10 +215,10 @@ def test_state_dict_without_cfg_is_refused(
     path = tmp_path / "pytorch_model.bin"
     torch.save(_trusted_load(tiny_checkpoints["v3_ctc"])["state_dict"], path)
     with pytest.raises(CheckpointError, match="no `state_dict`"):
-        load_checkpoint(path)
+        _load(path)
     torch.save({"state_dict": _trusted_load(tiny_checkpoints["v3_ctc"])["state_dict"]}, path)
     with pytest.raises(CheckpointError, match="no `cfg`"):
-        load_checkpoint(path)
+        _load(path)
 
 
 def test_missing_unexpected_and_misshaped_tensors(
@@ -216,7 +233,7 @@ def test_missing_unexpected_and_misshaped_tensors(
 
     path = _resave(tiny_checkpoints["v3_ctc"], tmp_path / "damaged.ckpt", damage)
     with pytest.raises(CheckpointError) as caught:
-        load_checkpoint(path)
+        _load(path)
     message = str(caught.value)
     assert "1 missing: encoder.layers.1.norm_out.bias" in message
     assert "1 unexpected: encoder.layers.0.extra.weight" in message
@@ -230,14 +247,14 @@ def test_cfg_contradicting_weights(tmp_path: Path, tiny_checkpoints: dict[str, P
 
     path = _resave(tiny_checkpoints["v3_ctc"], tmp_path / "lie.ckpt", lie)
     with pytest.raises(CheckpointError, match=r"encoder\.d_model = 64 but the weights imply 32"):
-        load_checkpoint(path)
+        _load(path)
 
 
 def test_prefixed_lightning_and_interpolated_layouts(
     tmp_path: Path, tiny_checkpoints: dict[str, Path]
 ) -> None:
     source = tiny_checkpoints["v3_rnnt"]
-    expected = load_checkpoint(source)
+    expected = _load(source)
 
     def hugging_face_names(top: dict[str, Any]) -> dict[str, Any]:
         top["state_dict"] = OrderedDict((f"model.{k}", v) for k, v in top["state_dict"].items())
@@ -262,10 +279,11 @@ def test_prefixed_lightning_and_interpolated_layouts(
         return top
 
     for mutate in (hugging_face_names, lightning, interpolated):
-        loaded = load_checkpoint(_resave(source, tmp_path / f"{mutate.__name__}.ckpt", mutate))
+        loaded = _load(_resave(source, tmp_path / f"{mutate.__name__}.ckpt", mutate))
         assert loaded.config == expected.config
-        assert loaded.state_dict.keys() == expected.state_dict.keys()
-        assert all(torch.equal(loaded.state_dict[k], v) for k, v in expected.state_dict.items())
+        tensors, expected_tensors = loaded.network.state_dict(), expected.network.state_dict()
+        assert tensors.keys() == expected_tensors.keys()
+        assert all(torch.equal(tensors[k], v) for k, v in expected_tensors.items())
 
 
 def test_ssl_checkpoint_is_not_an_asr_model(
@@ -284,7 +302,7 @@ def test_ssl_checkpoint_is_not_an_asr_model(
 
     path = _resave(tiny_checkpoints["v3_ctc"], tmp_path / "v3_ssl.ckpt", strip_head)
     with pytest.raises(CheckpointError, match="no CTC or RNN-T head"):
-        load_checkpoint(path)
+        _load(path)
 
 
 def test_buffer_saved_archive_prefix(tmp_path: Path, tiny_checkpoints: dict[str, Path]) -> None:
@@ -292,13 +310,86 @@ def test_buffer_saved_archive_prefix(tmp_path: Path, tiny_checkpoints: dict[str,
     torch.save(_trusted_load(tiny_checkpoints["v2_ctc"]), buffer)  # prefix becomes "archive/"
     path = tmp_path / "from-buffer.ckpt"
     path.write_bytes(buffer.getvalue())
-    assert isinstance(load_checkpoint(path).config.head, CtcHeadConfig)
+    assert isinstance(_load(path).config.head, CtcHeadConfig)
 
 
 def test_reseeded_checkpoints_differ(tmp_path: Path) -> None:
-    first = load_checkpoint(write_checkpoint(tmp_path / "a.ckpt", "v3_ctc", seed=1))
-    second = load_checkpoint(write_checkpoint(tmp_path / "b.ckpt", "v3_ctc", seed=2))
+    first = _load(write_checkpoint(tmp_path / "a.ckpt", "v3_ctc", seed=1))
+    second = _load(write_checkpoint(tmp_path / "b.ckpt", "v3_ctc", seed=2))
     key = "encoder.layers.0.feed_forward1.linear1.weight"
     assert first.config.encoder == second.config.encoder
-    assert not torch.equal(first.state_dict[key], second.state_dict[key])
-    assert all(torch.isfinite(t).all() for t in first.state_dict.values() if t.is_floating_point())
+    first_tensors = first.network.state_dict()
+    assert not torch.equal(first_tensors[key], second.network.state_dict()[key])
+    assert all(torch.isfinite(t).all() for t in first_tensors.values() if t.is_floating_point())
+
+
+def _without_tensor_data(source: Path, target: Path) -> Path:
+    """A copy of the archive with every tensor's bytes (`*/data/<n>`) left out."""
+    with zipfile.ZipFile(source) as old, zipfile.ZipFile(target, "w") as new:
+        for info in old.infolist():
+            if "/data/" not in info.filename:
+                new.writestr(info, old.read(info))
+    return target
+
+
+def test_shapes_are_checked_before_any_tensor_bytes_are_read(
+    tmp_path: Path, tiny_checkpoints: dict[str, Path]
+) -> None:
+    def misshape(top: dict[str, Any]) -> dict[str, Any]:
+        top["state_dict"]["encoder.layers.1.self_attn.linear_k.weight"] = torch.zeros(32, 31)
+        return top
+
+    intact = _without_tensor_data(tiny_checkpoints["v3_ctc"], tmp_path / "intact.ckpt")
+    with pytest.raises(CheckpointError, match="lacks tensor data"):
+        _load(intact)  # a checkpoint that fits does go on to read its bytes
+    damaged = _resave(tiny_checkpoints["v3_ctc"], tmp_path / "damaged.ckpt", misshape)
+    hollow = _without_tensor_data(damaged, tmp_path / "hollow.ckpt")
+    with pytest.raises(
+        CheckpointError, match=r"linear_k\.weight \(32, 31\) \(expected \(32, 32\)\)"
+    ):
+        _load(hollow)
+
+
+def _full_size(attention: str, norm: str, subsampling: str, head: str) -> ModelConfig:
+    v3_like = subsampling == "conv1d"
+    return ModelConfig(
+        name="full",
+        features=FeatureConfig(16_000, 64, 320 if v3_like else 400, 320 if v3_like else 400),
+        encoder=EncoderConfig(
+            feat_in=64,
+            n_layers=16,
+            d_model=768,
+            n_heads=16,
+            subsampling="conv1d" if v3_like else "conv2d",
+            subs_kernel_size=5 if v3_like else 3,
+            subsampling_factor=4,
+            ff_expansion_factor=4,
+            self_attention_model="rel_pos" if attention == "rel_pos" else "rotary",
+            pos_emb_max_len=5000,
+            conv_norm_type="layer_norm" if norm == "layer_norm" else "batch_norm",
+            conv_kernel_size=5 if v3_like else 31,
+        ),
+        head=CtcHeadConfig(768, 34) if head == "ctc" else RnntHeadConfig(320, 1, 768, 320, 34),
+        decoding=DecodingConfig(RUSSIAN_CHARS, vocab_size=33),
+    )
+
+
+def _meta_shapes(config: ModelConfig) -> dict[str, tuple[int, ...]]:
+    with torch.device("meta"):
+        return tensor_shapes(GigaAM(config))
+
+
+def test_the_network_expects_the_published_tensor_layout() -> None:
+    # docs/gigaam.md §4: v3_ctc holds 552 tensors, v3_rnnt 561, a v1-style CTC (rel_pos,
+    # BatchNorm, conv2d subsampling) 650.
+    v3_ctc = _meta_shapes(_full_size("rotary", "layer_norm", "conv1d", "ctc"))
+    v3_rnnt = _meta_shapes(_full_size("rotary", "layer_norm", "conv1d", "rnnt"))
+    v1_ctc = _meta_shapes(_full_size("rel_pos", "batch_norm", "conv2d", "ctc"))
+    assert (len(v3_ctc), len(v3_rnnt), len(v1_ctc)) == (552, 561, 650)
+    assert v1_ctc["encoder.pre_encode.out.weight"] == (768, 12288)
+    assert v3_ctc["preprocessor.featurizer.0.mel_scale.fb"] == (161, 64)
+    assert v3_ctc["encoder.pre_encode.conv.2.weight"] == (768, 768, 5)
+    assert v1_ctc["encoder.layers.15.self_attn.pos_bias_u"] == (16, 48)
+    assert v1_ctc["encoder.layers.15.conv.batch_norm.num_batches_tracked"] == ()
+    assert v3_rnnt["head.decoder.lstm.weight_ih_l0"] == (1280, 320)
+    assert v3_rnnt["head.joint.joint_net.1.weight"] == (34, 320)

@@ -18,10 +18,9 @@ from gigaam_api.model.config import (
     FeatureConfig,
     ModelConfig,
     RnntHeadConfig,
-    expected_shapes,
     parse_model_config,
 )
-from tests.fixtures.checkpoints import RUSSIAN_CHARS
+from testkit.checkpoints import RUSSIAN_CHARS
 
 Shapes = dict[str, tuple[int, ...]]
 
@@ -156,41 +155,29 @@ def test_missing_sections_and_unknown_sample_rate(v3: tuple[dict[str, Any], Shap
         parse_model_config(cfg, shapes, name="v3_rnnt")
 
 
-def _full_size(attention: str, norm: str, subsampling: str, head: str) -> ModelConfig:
-    v3_like = subsampling == "conv1d"
-    classes = 34
-    return ModelConfig(
-        name="full",
-        features=FeatureConfig(16_000, 64, 320 if v3_like else 400, 320 if v3_like else 400),
-        encoder=EncoderConfig(
-            feat_in=64,
-            n_layers=16,
-            d_model=768,
-            n_heads=16,
-            subsampling="conv1d" if v3_like else "conv2d",
-            subs_kernel_size=5 if v3_like else 3,
-            subsampling_factor=4,
-            ff_expansion_factor=4,
-            self_attention_model="rel_pos" if attention == "rel_pos" else "rotary",
-            pos_emb_max_len=5000,
-            conv_norm_type="layer_norm" if norm == "layer_norm" else "batch_norm",
-            conv_kernel_size=5 if v3_like else 31,
-        ),
-        head=CtcHeadConfig(768, classes)
-        if head == "ctc"
-        else RnntHeadConfig(320, 1, 768, 320, classes),
-        decoding=DecodingConfig(RUSSIAN_CHARS, vocab_size=33),
-    )
+@pytest.mark.parametrize(
+    ("section", "key", "value", "message"),
+    [
+        ("joint", "num_classes", 35, "head.joint.num_classes = 35 but the weights imply 34"),
+        ("joint", "pred_hidden", 25, "head.joint.pred_hidden = 25 but the weights imply 24"),
+        ("joint", "enc_hidden", 31, "head.joint.enc_hidden = 31 but the weights imply 32"),
+        ("decoder", "pred_rnn_layers", 2, "pred_rnn_layers = 2 but the weights imply 1"),
+    ],
+)
+def test_rnnt_head_sections_must_agree_with_the_weights(
+    v3: tuple[dict[str, Any], Shapes], section: str, key: str, value: int, message: str
+) -> None:
+    cfg, shapes = copy.deepcopy(v3)
+    cfg["head"][section][key] = value
+    with pytest.raises(CheckpointError, match=message):
+        parse_model_config(cfg, shapes, name="v3_rnnt")
 
 
-def test_expected_tensor_counts_match_the_published_totals() -> None:
-    # facts §4: v3_ctc 552 tensors, v3_rnnt 561, a v1-style CTC (rel_pos, BatchNorm) 650.
-    v3_ctc = expected_shapes(_full_size("rotary", "layer_norm", "conv1d", "ctc"))
-    v3_rnnt = expected_shapes(_full_size("rotary", "layer_norm", "conv1d", "rnnt"))
-    v1_ctc = expected_shapes(_full_size("rel_pos", "batch_norm", "conv2d", "ctc"))
-    assert (len(v3_ctc), len(v3_rnnt), len(v1_ctc)) == (552, 561, 650)
-    assert v1_ctc["encoder.pre_encode.out.weight"] == (768, 12288)
-    assert v3_ctc["preprocessor.featurizer.0.mel_scale.fb"] == (161, 64)
-    assert v1_ctc["encoder.layers.15.self_attn.pos_bias_u"] == (16, 48)
-    assert v3_rnnt["head.decoder.lstm.weight_ih_l0"] == (1280, 320)
-    assert v3_rnnt["head.joint.joint_net.1.weight"] == (34, 320)
+def test_silent_cfg_is_read_entirely_from_the_weights(v3: tuple[dict[str, Any], Shapes]) -> None:
+    cfg, shapes = copy.deepcopy(v3)
+    expected = parse_model_config(cfg, shapes, name="v3_rnnt")
+    # Only what no tensor shows stays: rotary attention has no per-head tensor, v3 no centering.
+    cfg["encoder"] = {"n_heads": cfg["encoder"]["n_heads"]}
+    cfg["head"] = {"_target_": cfg["head"]["_target_"]}
+    cfg["preprocessor"] = {"center": False}
+    assert parse_model_config(cfg, shapes, name="v3_rnnt") == expected

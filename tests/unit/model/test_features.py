@@ -1,4 +1,5 @@
-"""Log-mel features against a direct numpy evaluation of facts §5.2, and the length rules."""
+"""Log-mel features against a direct numpy evaluation of docs/gigaam.md §5.1, and the length
+rules."""
 
 from __future__ import annotations
 
@@ -71,7 +72,7 @@ def test_silence_hits_the_log_floor() -> None:
 @pytest.mark.parametrize(
     ("config", "samples", "frames"),
     [
-        (V3, 180_640, 1128),  # example.wav, facts §5.2
+        (V3, 180_640, 1128),  # example.wav, docs/gigaam.md §5.1
         (V1, 180_640, 1130),
         (V3, 320, 1),
         (V3, 319, 0),

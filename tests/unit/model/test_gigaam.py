@@ -13,11 +13,12 @@ from gigaam_api.engines.base import Engine, Waveform
 from gigaam_api.engines.pytorch import TorchEngine, resolve_device
 from gigaam_api.errors import ModelError
 from gigaam_api.model.checkpoint import load_checkpoint
+from gigaam_api.model.gigaam import GigaAM
 from gigaam_api.types import SAMPLE_RATE
-from tests.fixtures.checkpoints import FAMILIES, tokenizer_path_for
+from testkit.checkpoints import FAMILIES, tokenizer_path_for
 
 SILENT_TAIL_SAMPLES = 1600
-"""v1/v2 reflect-pad 200 samples at the end (facts §10.1 item 2); with a silent tail longer than
+"""v1/v2 reflect-pad 200 samples at the end (docs/gigaam.md §9); with a silent tail longer than
 that, a sample sees the same zeros alone as inside a zero-padded batch, so results are exact."""
 
 
@@ -57,7 +58,7 @@ def test_every_family_loads_strictly_in_fp32_and_transcribes(
     family: str, engines: dict[str, TorchEngine], tiny_checkpoints: dict[str, Path]
 ) -> None:
     engine = engines[family]
-    stored = load_checkpoint(tiny_checkpoints[family]).state_dict
+    stored = load_checkpoint(tiny_checkpoints[family], GigaAM).network.state_dict()
     loaded = engine.network.state_dict()
     assert sorted(loaded) == sorted(stored)
     for key, value in stored.items():

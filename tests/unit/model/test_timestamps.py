@@ -1,4 +1,5 @@
-"""Word grouping and times (facts §7) with the real character and SentencePiece tokenizers."""
+"""Word grouping, times and token ids (docs/gigaam.md §7) with the real character and
+SentencePiece tokenizers."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from gigaam_api.model.config import DecodingConfig
 from gigaam_api.model.timestamps import frame_shift_s, words_from_tokens
 from gigaam_api.model.tokenizer import Tokenizer, load_tokenizer
 from gigaam_api.types import Word
-from tests.fixtures.checkpoints import RUSSIAN_CHARS, tokenizer_path_for
+from testkit.checkpoints import RUSSIAN_CHARS, tokenizer_path_for
 
 CHARS = Tokenizer(vocabulary=RUSSIAN_CHARS)
 SHIFT = 0.04
@@ -49,6 +50,11 @@ def test_char_tokens_split_on_space_tokens(
     assert _approx(words) == expected
 
 
+def test_each_char_word_keeps_its_ids_with_the_spaces_before_it() -> None:
+    words = words_from_tokens(_char_ids(" да  нет "), list(range(9)), CHARS, SHIFT)
+    assert [w.tokens for w in words] == [tuple(_char_ids(" да")), tuple(_char_ids("  нет"))]
+
+
 class _Pieces:
     """A SentencePiece-like double with a bare ▁ piece (id 0)."""
 
@@ -64,6 +70,7 @@ class _Pieces:
 def test_a_bare_boundary_piece_starts_the_next_word_at_its_frame() -> None:
     words = words_from_tokens([1, 2, 3, 0, 4], [0, 1, 2, 5, 7], _Pieces(), 0.1)
     assert _approx(words) == [("привет,", 0.0, 0.3), ("мир", 0.5, 0.8)]
+    assert [w.tokens for w in words] == [(1, 2, 3), (0, 4)]  # the empty word's id moves on
 
 
 @pytest.fixture(scope="module")
@@ -83,6 +90,8 @@ def test_sentencepiece_words_keep_punctuation_and_decode_byte_pieces(
     frames = list(range(0, 2 * len(ids), 2))
     words = words_from_tokens(ids, frames, tokenizer, SHIFT)
     assert [w.text for w in words] == text.split()
+    assert [token for w in words for token in w.tokens] == ids
+    assert [processor.decode(list(w.tokens)) for w in words] == text.split()
     assert words[0].start == 0.0
     assert words[-1].end == pytest.approx((frames[-1] + 1) * SHIFT)
     for previous, current in itertools.pairwise(words):

@@ -10,7 +10,7 @@ import sentencepiece
 from gigaam_api.errors import TokenizerError
 from gigaam_api.model.config import DecodingConfig
 from gigaam_api.model.tokenizer import load_tokenizer
-from tests.fixtures.checkpoints import RUSSIAN_CHARS, tokenizer_path_for
+from testkit.checkpoints import RUSSIAN_CHARS, tokenizer_path_for
 
 CHARS = DecodingConfig(RUSSIAN_CHARS, vocab_size=33)
 SENTENCEPIECE = DecodingConfig(None, vocab_size=384)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from gigaam_api.pipeline.batching import BatchPlanner, plan_batches
+from gigaam_api.pipeline.batching import Batch, BatchPlanner
 from gigaam_api.pipeline.chunking import Chunk
 
 
@@ -15,6 +15,19 @@ def chunks_of(*lengths: int) -> list[Chunk]:
         out.append(Chunk(position, position + length))
         position += length + 10
     return out
+
+
+def plan_batches(
+    chunks: list[Chunk],
+    batch_size: int,
+    *,
+    max_samples: int = 0,
+    first_batch_size: int | None = None,
+) -> list[Batch]:
+    """Every batch the streaming planner gives for a whole list of chunks, in order."""
+    planner = BatchPlanner(batch_size, max_samples=max_samples, first_batch_size=first_batch_size)
+    batches = [batch for chunk in chunks for batch in planner.add(chunk)]
+    return batches + planner.finish()
 
 
 def sizes(batches: list[tuple[Chunk, ...]]) -> list[int]:

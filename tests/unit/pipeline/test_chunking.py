@@ -1,15 +1,18 @@
-"""Upstream's merge rule in samples: table cases, and the streaming planner equals the list form."""
+"""Upstream's merge rule in samples: table cases for the streaming planner and the independent
+reference (tests/reference.py), and the two agree on random region streams."""
 
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gigaam_api.pipeline.chunking import Chunk, ChunkPlanner, plan_chunks
+from gigaam_api.pipeline.chunking import Chunk, ChunkPlanner
 from gigaam_api.types import SAMPLE_RATE, ChunkingOptions
+from tests.reference import Span, merge_regions
 
 SR = SAMPLE_RATE
 DEFAULT = ChunkingOptions()
@@ -23,9 +26,25 @@ def regions_s(*pairs: tuple[float, float]) -> list[tuple[int, int]]:
     return [(s(a), s(b)) for a, b in pairs]
 
 
-def chunks_s(chunks: list[Chunk]) -> list[tuple[float, float]]:
+def chunks_s(chunks: list[Span]) -> list[tuple[float, float]]:
     """Chunk bounds in seconds, rounded to 1 ms for readable expectations."""
-    return [(round(c.start_s, 3), round(c.end_s, 3)) for c in chunks]
+    return [(round(start / SR, 3), round(end / SR, 3)) for start, end in chunks]
+
+
+def planned(
+    regions: list[Span], options: ChunkingOptions, audio_samples: int | None = None
+) -> list[Span]:
+    """The streaming planner fed a whole list at once."""
+    planner = ChunkPlanner(options, audio_samples)
+    chunks: list[Chunk] = []
+    for start, end in regions:
+        chunks += planner.feed(start, end)
+    chunks += planner.finish()
+    return [(chunk.start_sample, chunk.end_sample) for chunk in chunks]
+
+
+PLANNERS = [pytest.param(planned, id="planner"), pytest.param(merge_regions, id="reference")]
+Plan = Callable[[list[Span], ChunkingOptions, int | None], list[Span]]
 
 
 @pytest.mark.parametrize(
@@ -59,35 +78,39 @@ def chunks_s(chunks: list[Chunk]) -> list[tuple[float, float]]:
         pytest.param([(-0.5, 3.0), (4.0, 12.0)], 10.0, [(0.0, 10.0)], id="clamped-to-audio"),
     ],
 )
-def test_plan_chunks_table(
+@pytest.mark.parametrize("plan", PLANNERS)
+def test_chunk_table(
+    plan: Plan,
     regions: list[tuple[float, float]],
     audio_s: float | None,
     expected: list[tuple[float, float]],
 ) -> None:
     audio_samples = s(audio_s) if audio_s is not None else None
-    got = plan_chunks(regions_s(*regions), DEFAULT, audio_samples)
-    assert chunks_s(got) == expected
+    assert chunks_s(plan(regions_s(*regions), DEFAULT, audio_samples)) == expected
 
 
-def test_strict_split_pieces_are_contiguous_and_within_limit() -> None:
-    got = plan_chunks([(s(1.0), s(1.0) + 1_000_003)], DEFAULT)
+@pytest.mark.parametrize("plan", PLANNERS)
+def test_strict_split_pieces_are_contiguous_and_within_limit(plan: Plan) -> None:
+    got = plan([(s(1.0), s(1.0) + 1_000_003)], DEFAULT, None)
     assert len(got) == 3
-    assert got[0].start_sample == s(1.0) and got[-1].end_sample == s(1.0) + 1_000_003
-    assert all(a.end_sample == b.start_sample for a, b in itertools.pairwise(got))
-    assert max(c.num_samples for c in got) - min(c.num_samples for c in got) <= 1
-    assert all(c.num_samples <= s(DEFAULT.strict_limit_s) for c in got)
+    assert got[0][0] == s(1.0) and got[-1][1] == s(1.0) + 1_000_003
+    assert all(a[1] == b[0] for a, b in itertools.pairwise(got))
+    lengths = [end - start for start, end in got]
+    assert max(lengths) - min(lengths) <= 1
+    assert max(lengths) <= s(DEFAULT.strict_limit_s)
 
 
-def test_custom_options_change_the_merge() -> None:
+@pytest.mark.parametrize("plan", PLANNERS)
+def test_custom_options_change_the_merge(plan: Plan) -> None:
     options = ChunkingOptions(min_duration_s=2.0, max_duration_s=5.0, strict_limit_s=6.0)
-    got = plan_chunks(regions_s((0.0, 3.0), (3.5, 4.0), (4.5, 13.0)), options)
+    got = plan(regions_s((0.0, 3.0), (3.5, 4.0), (4.5, 13.0)), options, None)
     assert chunks_s(got) == [(0.0, 3.0), (3.5, 4.0), (4.5, 8.75), (8.75, 13.0)]
 
 
 def test_planner_flushes_long_chunk_before_next_region() -> None:
     planner = ChunkPlanner(DEFAULT)
     assert planner.feed(s(0.0), s(10.0)) == []
-    assert chunks_s(planner.feed(s(10.5), s(16.0))) == [(0.0, 16.0)]
+    assert planner.feed(s(10.5), s(16.0)) == [Chunk(s(0.0), s(16.0))]
     assert planner.pending_start_sample is None
     assert planner.finish() == []
 
@@ -96,7 +119,7 @@ def test_planner_advance_flushes_once_max_is_certain() -> None:
     planner = ChunkPlanner(DEFAULT)
     assert planner.feed(s(1.0), s(5.0)) == []
     assert planner.advance(s(22.9)) == []
-    assert chunks_s(planner.advance(s(23.0))) == [(1.0, 5.0)]
+    assert planner.advance(s(23.0)) == [Chunk(s(1.0), s(5.0))]
     assert planner.finish() == []
 
 
@@ -130,7 +153,7 @@ def chunking_options(draw: st.DrawFn) -> ChunkingOptions:
 
 @settings(max_examples=300, deadline=None)
 @given(stream=region_streams(), options=chunking_options(), clamp=st.booleans())
-def test_streaming_planner_equals_list_planner(
+def test_streaming_planner_equals_the_documented_rule(
     stream: tuple[list[tuple[int, int]], list[int], int], options: ChunkingOptions, clamp: bool
 ) -> None:
     regions, bounds, audio_samples = stream
@@ -141,7 +164,8 @@ def test_streaming_planner_equals_list_planner(
         streamed += planner.advance(bound)
         streamed += planner.feed(start, end)
     streamed += planner.finish()
-    assert streamed == plan_chunks(regions, options, audio)
+    spans = [(chunk.start_sample, chunk.end_sample) for chunk in streamed]
+    assert spans == merge_regions(regions, options, audio)
 
 
 @settings(max_examples=200, deadline=None)
@@ -150,13 +174,13 @@ def test_chunks_respect_limits_and_order(
     stream: tuple[list[tuple[int, int]], list[int], int],
 ) -> None:
     regions, _, audio_samples = stream
-    chunks = plan_chunks(regions, DEFAULT, audio_samples)
-    for chunk in chunks:
-        assert s(DEFAULT.new_chunk_threshold_s) < chunk.num_samples <= s(DEFAULT.strict_limit_s)
-        assert 0 <= chunk.start_sample < chunk.end_sample <= audio_samples
-    assert all(a.end_sample <= b.start_sample for a, b in itertools.pairwise(chunks))
+    chunks = planned(regions, DEFAULT, audio_samples)
+    for start, end in chunks:
+        assert s(DEFAULT.new_chunk_threshold_s) < end - start <= s(DEFAULT.strict_limit_s)
+        assert 0 <= start < end <= audio_samples
+    assert all(a[1] <= b[0] for a, b in itertools.pairwise(chunks))
     # no region is lost, except a tail group too short to keep (the dropped leftover)
-    covered = [any(c.start_sample <= a < c.end_sample for c in chunks) for a, _ in regions]
+    covered = [any(start <= a < end for start, end in chunks) for a, _ in regions]
     if not all(covered):
         first_lost = covered.index(False)
         assert not any(covered[first_lost:])

@@ -474,3 +474,37 @@ def test_num_threads_survives_vad_load_and_a_run(
     assert (after_engine, after_vad, after_run) == (THREADS, THREADS, THREADS)
     assert segments >= 3
     assert torch.get_num_threads() == THREADS  # and here, after the tests above ran
+
+
+_NO_TORCH_PROBE = """
+import sys, threading
+from pathlib import Path
+from gigaam_api.pipeline.transcribe import Pipeline
+from gigaam_api.pipeline.vad import SileroVad
+from gigaam_api.types import ChunkResult, TranscribeOptions
+
+class LengthEngine:  # stands in for the ONNX engine: numpy in, text out, no torch
+    model_id = "stub"
+    device = "cpu"
+    def transcribe_batch(self, waveforms, *, word_timestamps=True):
+        return [ChunkResult(str(len(w))) for w in waveforms]
+
+pipeline = Pipeline(LengthEngine(), SileroVad.load(), temp_dir=Path(sys.argv[2]))
+run = pipeline.transcribe(Path(sys.argv[1]), TranscribeOptions(), threading.Event())
+segments = list(run)
+print(len(segments), "torch" in sys.modules, "silero_vad" in sys.modules)
+"""
+
+
+def test_the_pipeline_never_imports_torch(speech_long: Path, spool_parent: Path) -> None:
+    # with an engine that needs no torch (the ONNX one), a whole run loads no torch: the VAD
+    # reads silero's model file without importing the silero_vad package
+    done = subprocess.run(
+        [sys.executable, "-c", _NO_TORCH_PROBE, str(speech_long), str(spool_parent)],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=Path(__file__).resolve().parents[2],
+    )
+    segments, torch_loaded, silero_loaded = done.stdout.split()
+    assert int(segments) >= 3 and (torch_loaded, silero_loaded) == ("False", "False")

@@ -307,7 +307,7 @@ def _profile(rows: list[Measurement]) -> str:
         "Where the time went, % of the end-to-end wall time (the producer thread's decode, VAD "
         "and spool overlap the consumer's engine and waiting; the baseline has no split):",
         "| code | audio | engine in run | engine-only | consumer waiting | decode | VAD | spool "
-        "| CPU s e2e / engine-only |",
+        "| CPU s: e2e / engine-only / producer thread |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for m in rows:
@@ -316,11 +316,12 @@ def _profile(rows: list[Measurement]) -> str:
         def share(seconds: float | None, wall_s: float = m.wall_s) -> str:
             return "–" if seconds is None else f"{seconds / wall_s:.1%}"
 
+        producer_cpu = f"{t['producer_cpu_s']:.1f}" if "producer_cpu_s" in t else "–"
         lines.append(
             f"| {m.code} | {m.audio_s / 3600:.3g} h | {share(m.engine_in_run_s)} "
             f"| {share(m.engine_only_s)} | {share(t.get('wait_s'))} | {share(t.get('decode_s'))} "
             f"| {share(t.get('vad_s'))} | {share(t.get('spool_s'))} "
-            f"| {m.cpu_s:.1f} / {m.engine_only_cpu_s:.1f} |"
+            f"| {m.cpu_s:.1f} / {m.engine_only_cpu_s:.1f} / {producer_cpu} |"
         )
     return "\n".join(lines)
 

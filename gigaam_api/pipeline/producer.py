@@ -71,6 +71,8 @@ class BatchProducer:
         """Seconds spent in the VAD."""
         self.spool_s = 0.0
         """Seconds spent writing and reading the spool."""
+        self.cpu_s = 0.0
+        """CPU seconds the thread used (ffmpeg's own are not in it)."""
 
     def start(self) -> None:
         """Start the thread (once)."""
@@ -95,11 +97,13 @@ class BatchProducer:
 
     def _run(self) -> None:
         error: BaseException | None = None
+        started = time.thread_time()
         try:
             self._produce()
         except BaseException as exc:  # handed to the consumer, which raises it
             error = exc
         finally:
+            self.cpu_s = time.thread_time() - started
             self._queue.finish(error)
 
     def _produce(self) -> None:

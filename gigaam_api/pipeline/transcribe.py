@@ -135,6 +135,8 @@ class RunTimes:
     """Producer: scoring windows and finding regions."""
     spool_s: float
     """Producer: writing and reading back the spool."""
+    producer_cpu_s: float
+    """Producer: CPU seconds of the thread, once it has ended (0 before)."""
 
 
 class PipelineRun:
@@ -198,6 +200,7 @@ class PipelineRun:
             decode_s=producer.decode_s,
             vad_s=producer.vad_s,
             spool_s=producer.spool_s,
+            producer_cpu_s=producer.cpu_s,
         )
 
     @property
@@ -248,9 +251,10 @@ class PipelineRun:
             times = self.times
             logger.debug(
                 "Run done: %.1f s of audio; engine %.2f s, waited %.2f s; producer: decode "
-                "%.2f s, VAD %.2f s, spool %.2f s",
+                "%.2f s, VAD %.2f s, spool %.2f s, %.2f CPU s",
                 self.duration_s,
                 *(times.engine_s, times.wait_s, times.decode_s, times.vad_s, times.spool_s),
+                times.producer_cpu_s,
             )
         finally:
             self._finalizer()

@@ -89,11 +89,11 @@ class Pipeline:
         blocks = decoder.blocks()
         try:
             first_block = next(blocks)
+            spool = SampleSpool(self._temp_dir)
         except BaseException:
             blocks.close()
             decoder.close()
             raise
-        spool = SampleSpool(self._temp_dir)
         queue = BatchQueue(self._max_ready_batches)
         producer = BatchProducer(
             decoder=decoder,

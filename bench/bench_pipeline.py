@@ -1,36 +1,52 @@
-"""Pipeline benchmark: a file path to the last segment with the full-size random-weight v3_ctc.
+"""Pipeline benchmark: file path -> last segment, against the engine alone on the same chunks.
 
 Builds FLAC files of the requested lengths in a temp dir: each minute holds `ratio` x 60 s of
 espeak-ng Russian speech (pauses included) followed by silence, so every hour is decoded and
 VAD-scored in full while only the speech reaches the model. Each size runs in its own subprocess
-(peak RSS is its own VmHWM, model load included; VmHWM is reset after loading for the peak
-while transcribing): RTFx end to end, seconds to the first segment, peak RSS, and the spool's
-peak disk use (its directory sampled every 50 ms).
+with the full-size random-weight v3_ctc (any Engine: --engine): one warm-up batch, then end to
+end (RTFx, seconds to the first segment, peak RSS while transcribing, the spool's peak disk use,
+where the time went), then engine-only: the very batches the run sent, straight through the
+engine. "e2e % of engine" = engine-only seconds / end-to-end seconds (100 % = no overhead).
+--baseline REF runs the same measurement on the package as of a git ref, side by side.
 
     nice -n 5 .venv/bin/python -m bench.bench_pipeline [--sizes 60,3600,36000]
-        [--speech-ratios 1,1,0.1] [--threads 2] [--batch-size 4] [--max-wall-s 0]
+        [--speech-ratios 1,1,0.1] [--threads 2] [--batch-size 4] [--engine torch]
+        [--baseline REF] [--max-wall-s 0]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import resource
 import subprocess
 import sys
+import tarfile
 import tempfile
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from io import BytesIO
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from bench.common import REPO, SAMPLE_RATE, SPEECH, peak_rss_mb, report_header
+import numpy as np
+
+from bench.common import REPO, SAMPLE_RATE, SPEECH, load_average, peak_rss_mb, report_header
 from testkit.audio import run_ffmpeg, synthesize_ru
 
+if TYPE_CHECKING:
+    from gigaam_api.engines.base import Engine, Waveform
+    from gigaam_api.types import ChunkResult
+
 PERIOD_S = 60
+ENGINES = ("torch",)
 
 
 @dataclass(frozen=True)
 class Measurement:
+    code: str
     audio_s: float
     speech_ratio: float
     wall_s: float
@@ -40,10 +56,21 @@ class Measurement:
     transcribe_peak_rss_mb: float
     spool_peak_mb: float
     finished: bool
+    engine_in_run_s: float
+    engine_only_s: float
+    cpu_s: float
+    """CPU seconds of the whole run (every thread, and ffmpeg)."""
+    engine_only_cpu_s: float
+    times: dict[str, float] | None
+    """The run's own split (PipelineRun.times), when the measured code has one."""
 
     @property
     def rtfx(self) -> float:
         return self.audio_s / self.wall_s
+
+    @property
+    def share_of_engine_speed(self) -> float:
+        return self.engine_only_s / self.wall_s
 
 
 class _SpoolWatch:
@@ -74,6 +101,77 @@ class _SpoolWatch:
         self._stop.set()
         self._thread.join()
         return self.peak_bytes
+
+
+class _RecordingEngine:
+    """Passes batches to the engine, timing each call and writing its waveforms to a file (as
+    the int16 they were decoded from) so the same batches can be replayed engine-only."""
+
+    def __init__(self, engine: Engine, path: Path) -> None:
+        self._engine = engine
+        self._file = path.open("wb")
+        self.path = path
+        self.batch_lengths: list[list[int]] = []
+        self.engine_s = 0.0
+
+    @property
+    def model_id(self) -> str:
+        return self._engine.model_id
+
+    @property
+    def device(self) -> str:
+        return self._engine.device
+
+    def transcribe_batch(
+        self, waveforms: Sequence[Waveform], *, word_timestamps: bool = True
+    ) -> list[ChunkResult]:
+        started = time.perf_counter()
+        results = self._engine.transcribe_batch(waveforms, word_timestamps=word_timestamps)
+        self.engine_s += time.perf_counter() - started
+        for waveform in waveforms:
+            self._file.write(np.round(waveform * 32768.0).astype(np.int16).tobytes())
+        self.batch_lengths.append([len(w) for w in waveforms])
+        return results
+
+    def close(self) -> None:
+        self._file.close()
+
+
+def _cpu_s() -> float:
+    """CPU seconds used so far by this process and its reaped children (ffmpeg)."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def _replay_engine_only(
+    engine: Engine, path: Path, batch_lengths: list[list[int]]
+) -> tuple[float, float]:
+    """Wall and CPU seconds the engine alone needs for the recorded batches (reading them is
+    not counted)."""
+    wall_s = cpu_s = 0.0
+    with path.open("rb") as recorded:
+        for lengths in batch_lengths:
+            waveforms = [
+                np.frombuffer(recorded.read(2 * n), dtype=np.int16).astype(np.float32) / 32768.0
+                for n in lengths
+            ]
+            started, cpu_started = time.perf_counter(), _cpu_s()
+            engine.transcribe_batch(waveforms, word_timestamps=True)
+            wall_s += time.perf_counter() - started
+            cpu_s += _cpu_s() - cpu_started
+    return wall_s, cpu_s
+
+
+def load_engine(name: str, checkpoint: Path, threads: int) -> Engine:
+    """The engine under test, loaded as the server would load it."""
+    if name == "torch":
+        from gigaam_api.engines.pytorch import TorchEngine
+
+        return TorchEngine.from_files(
+            checkpoint, None, model_id="v3_ctc", device="cpu", num_threads=threads
+        )
+    raise SystemExit(f"unknown engine {name!r} (known: {', '.join(ENGINES)})")
 
 
 def _speech_s(speech_ratio: float) -> float:
@@ -111,69 +209,124 @@ def build_file(directory: Path, seconds: int, speech_ratio: float) -> Path:
 
 
 def measure(
-    audio: Path, checkpoint: Path, threads: int, batch_size: int, max_wall_s: float
-) -> None:
-    """Child process: load, transcribe, print one JSON line."""
-    from gigaam_api.engines.pytorch import TorchEngine
+    audio: Path,
+    checkpoint: Path,
+    engine_name: str,
+    threads: int,
+    batch_size: int,
+    max_wall_s: float,
+) -> dict[str, object]:
+    """Child process: load, warm up, run end to end, replay engine-only; the figures."""
     from gigaam_api.pipeline.transcribe import Pipeline
     from gigaam_api.pipeline.vad import SileroVad
     from gigaam_api.types import TranscribeOptions
 
-    engine = TorchEngine.from_files(
-        checkpoint, None, model_id="v3_ctc", device="cpu", num_threads=threads
-    )
-    pipeline = Pipeline(engine, SileroVad.load())
-    options = TranscribeOptions(batch_size=batch_size)
-    # reset VmHWM so the second figure is the peak while transcribing, not the model load's
-    load_peak_mb = peak_rss_mb()
-    Path("/proc/self/clear_refs").write_text("5")
-    started = time.perf_counter()
-    transcription = pipeline.transcribe(audio, options, threading.Event())
-    spool = _SpoolWatch(transcription.spool_dir)
-    first_segment_s = -1.0
-    segments = 0
-    last_end_s = 0.0
-    finished = True
-    for segment in transcription:
-        segments += 1
-        last_end_s = segment.end
-        if first_segment_s < 0:
-            first_segment_s = time.perf_counter() - started
-        if max_wall_s and time.perf_counter() - started > max_wall_s:
-            finished = False
-            break
-    wall_s = time.perf_counter() - started
-    # a run stopped early has transcribed up to its last segment, not the whole file
-    audio_s = transcription.duration_s if finished else last_end_s
-    transcription.close()
-    spool_peak_bytes = spool.stop()
-    result = {
+    engine = load_engine(engine_name, checkpoint, threads)
+    noise = np.random.default_rng(0).standard_normal(20 * SAMPLE_RATE).astype(np.float32) * 0.05
+    engine.transcribe_batch([noise])  # warm-up: first-call allocations are not the pipeline's
+    with tempfile.TemporaryDirectory(prefix="bench-batches-") as recordings:
+        recorder = _RecordingEngine(engine, Path(recordings) / "batches.s16")
+        pipeline = Pipeline(recorder, SileroVad.load())
+        options = TranscribeOptions(batch_size=batch_size)
+        # reset VmHWM so the peak below is the one while transcribing, not the model load's
+        load_peak_mb = peak_rss_mb()
+        Path("/proc/self/clear_refs").write_text("5")
+        started, cpu_started = time.perf_counter(), _cpu_s()
+        transcription = pipeline.transcribe(audio, options, threading.Event())
+        spool = _SpoolWatch(transcription.spool_dir)
+        first_segment_s = -1.0
+        segments = 0
+        last_end_s = 0.0
+        finished = True
+        for segment in transcription:
+            segments += 1
+            last_end_s = segment.end
+            if first_segment_s < 0:
+                first_segment_s = time.perf_counter() - started
+            if max_wall_s and time.perf_counter() - started > max_wall_s:
+                finished = False
+                break
+        wall_s = time.perf_counter() - started
+        # a run stopped early has transcribed up to its last segment, not the whole file
+        audio_s = transcription.duration_s if finished else last_end_s
+        times = getattr(transcription, "times", None)
+        transcription.close()
+        cpu_s = _cpu_s() - cpu_started
+        spool_peak_bytes = spool.stop()
+        transcribe_peak_rss_mb = peak_rss_mb()
+        recorder.close()
+        engine_only_s, engine_only_cpu_s = _replay_engine_only(
+            engine, recorder.path, recorder.batch_lengths
+        )
+    return {
         "audio_s": audio_s,
         "wall_s": wall_s,
         "first_segment_s": first_segment_s,
         "segments": segments,
-        "peak_rss_mb": max(load_peak_mb, peak_rss_mb()),
-        "transcribe_peak_rss_mb": peak_rss_mb(),
+        "peak_rss_mb": max(load_peak_mb, transcribe_peak_rss_mb),
+        "transcribe_peak_rss_mb": transcribe_peak_rss_mb,
         "spool_peak_mb": spool_peak_bytes / 2**20,
         "finished": finished,
+        "engine_in_run_s": recorder.engine_s,
+        "engine_only_s": engine_only_s,
+        "cpu_s": cpu_s,
+        "engine_only_cpu_s": engine_only_cpu_s,
+        "times": asdict(times) if times is not None else None,
     }
-    print(json.dumps(result))
 
 
 def _table(rows: list[Measurement]) -> str:
     lines = [
-        "| audio | speech share | wall s | RTFx | first segment s | segments | peak RSS MB "
-        "| peak RSS while transcribing MB | spool peak disk MB |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| code | audio | speech | wall s | RTFx | engine-only s | e2e % of engine "
+        "| first segment s | peak RSS MB | peak RSS while transcribing MB | spool peak MB |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for m in rows:
         note = "" if m.finished else " (stopped at --max-wall-s)"
         lines.append(
-            f"| {m.audio_s / 3600:.3g} h{note} | {m.speech_ratio:.0%} | {m.wall_s:.1f} "
-            f"| {m.rtfx:.1f} | {m.first_segment_s:.2f} | {m.segments} | {m.peak_rss_mb:.0f} "
+            f"| {m.code} | {m.audio_s / 3600:.3g} h{note} | {m.speech_ratio:.0%} "
+            f"| {m.wall_s:.1f} | {m.rtfx:.1f} | {m.engine_only_s:.1f} "
+            f"| {m.share_of_engine_speed:.0%} | {m.first_segment_s:.2f} | {m.peak_rss_mb:.0f} "
             f"| {m.transcribe_peak_rss_mb:.0f} | {m.spool_peak_mb:.1f} |"
         )
     return "\n".join(lines)
+
+
+def _profile(rows: list[Measurement]) -> str:
+    lines = [
+        "Where the time went, % of the end-to-end wall time (the producer thread's decode, VAD "
+        "and spool overlap the consumer's engine and waiting; the baseline has no split):",
+        "| code | audio | engine in run | engine-only | consumer waiting | decode | VAD | spool "
+        "| CPU s: e2e / engine-only / producer thread |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for m in rows:
+        t = m.times or {}
+
+        def share(seconds: float | None, wall_s: float = m.wall_s) -> str:
+            return "–" if seconds is None else f"{seconds / wall_s:.1%}"
+
+        producer_cpu = f"{t['producer_cpu_s']:.1f}" if "producer_cpu_s" in t else "–"
+        lines.append(
+            f"| {m.code} | {m.audio_s / 3600:.3g} h | {share(m.engine_in_run_s)} "
+            f"| {share(m.engine_only_s)} | {share(t.get('wait_s'))} | {share(t.get('decode_s'))} "
+            f"| {share(t.get('vad_s'))} | {share(t.get('spool_s'))} "
+            f"| {m.cpu_s:.1f} / {m.engine_only_cpu_s:.1f} / {producer_cpu} |"
+        )
+    return "\n".join(lines)
+
+
+def _export_package(ref: str, directory: Path) -> Path:
+    """The gigaam_api package as of git `ref`, unpacked under `directory`."""
+    archive = subprocess.run(
+        ["git", "-C", str(REPO), "archive", "--format=tar", ref, "gigaam_api"],
+        check=True,
+        capture_output=True,
+    ).stdout
+    target = directory / f"code-{ref.replace('/', '_')}"
+    with tarfile.open(fileobj=BytesIO(archive)) as tar:
+        tar.extractall(target, filter="data")
+    return target
 
 
 def main() -> None:
@@ -184,13 +337,24 @@ def main() -> None:
     )
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--batch-size", type=int, default=4)
+    parser.add_argument("--engine", default="torch", choices=ENGINES)
+    parser.add_argument("--baseline", metavar="REF", help="also measure the package at this ref")
     parser.add_argument("--max-wall-s", type=float, default=0.0, help="stop a size early (0 = no)")
     parser.add_argument("--child", nargs=2, metavar=("AUDIO", "CHECKPOINT"), help=argparse.SUPPRESS)
+    parser.add_argument("--code", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        measure(
-            Path(args.child[0]), Path(args.child[1]), args.threads, args.batch_size, args.max_wall_s
+        if args.code:  # measure another version of the package (--baseline)
+            sys.path.insert(0, args.code)
+        result = measure(
+            Path(args.child[0]),
+            Path(args.child[1]),
+            args.engine,
+            args.threads,
+            args.batch_size,
+            args.max_wall_s,
         )
+        print(json.dumps(result))
         return
 
     from testkit.checkpoints import write_checkpoint
@@ -202,31 +366,42 @@ def main() -> None:
         parser.error("--speech-ratios needs one value or one per size")
     print(report_header())
     print(f"command: {' '.join([Path(sys.executable).name, *sys.argv])}")
+    print(f"engine: {args.engine}, {args.threads} threads, BATCH_SIZE={args.batch_size}")
     rows: list[Measurement] = []
     with tempfile.TemporaryDirectory(prefix="bench-pipeline-") as tmp:
         directory = Path(tmp)
+        codes: list[tuple[str, list[str]]] = [("this tree", [])]
+        if args.baseline:
+            exported = _export_package(args.baseline, directory)
+            codes.append((args.baseline, ["--code", str(exported)]))
         checkpoint = write_checkpoint(directory / "v3_ctc.ckpt", "v3_ctc", full_size=True)
         for size, ratio in zip(sizes, ratios, strict=True):
             print(f"file: {describe_file(size, ratio)}", flush=True)
             audio = build_file(directory, size, ratio)
-            done = subprocess.run(
-                [
-                    sys.executable,
-                    "-m",
-                    "bench.bench_pipeline",
-                    *("--threads", str(args.threads), "--batch-size", str(args.batch_size)),
-                    *("--max-wall-s", str(args.max_wall_s), "--child", str(audio), str(checkpoint)),
-                ],
-                check=True,
-                capture_output=True,
-                text=True,
-                cwd=REPO,
-            )
-            result = json.loads(done.stdout.strip().splitlines()[-1])
-            rows.append(Measurement(speech_ratio=ratio, **result))
-            print(json.dumps({"size_s": size, **asdict(rows[-1])}), flush=True)
+            for code, code_args in codes:
+                done = subprocess.run(
+                    [
+                        sys.executable,
+                        "-m",
+                        "bench.bench_pipeline",
+                        *("--threads", str(args.threads), "--batch-size", str(args.batch_size)),
+                        *("--engine", args.engine, "--max-wall-s", str(args.max_wall_s)),
+                        *code_args,
+                        *("--child", str(audio), str(checkpoint)),
+                    ],
+                    check=True,
+                    capture_output=True,
+                    text=True,
+                    cwd=REPO,
+                )
+                result = json.loads(done.stdout.strip().splitlines()[-1])
+                rows.append(Measurement(code=code, speech_ratio=ratio, **result))
+                print(json.dumps({"size_s": size, **asdict(rows[-1])}), flush=True)
             audio.unlink()
+    print(load_average())
     print(_table(rows))
+    print()
+    print(_profile(rows))
 
 
 if __name__ == "__main__":

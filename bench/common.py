@@ -49,10 +49,31 @@ def _cpu_name() -> str:
     return platform.processor() or "unknown"
 
 
+_SPEED_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "amx_tile", "amx_int8")
+"""CPU features that decide which kernels torch and ONNX Runtime can use."""
+
+
+def _cpu_flags() -> str:
+    cpuinfo = Path("/proc/cpuinfo")
+    if not cpuinfo.exists():
+        return "unknown"
+    for line in cpuinfo.read_text().splitlines():
+        if line.startswith("flags"):
+            present = set(line.split(":", 1)[1].split())
+            return " ".join(flag for flag in _SPEED_FLAGS if flag in present) or "none of note"
+    return "unknown"
+
+
 def report_header(extra: str = "") -> str:
     """The machine, the commit and the command line, for pasting beside the figures."""
     machine = (
         f"machine: {platform.platform()}, {_cpu_name()}, {os.cpu_count()} logical CPUs, "
-        f"python {platform.python_version()}{extra}"
+        f"python {platform.python_version()}{extra}\ncpu flags: {_cpu_flags()}"
     )
-    return f"{machine}\ncommit: {_git_commit()}"
+    return f"{machine}\ncommit: {_git_commit()}\n{load_average()}"
+
+
+def load_average() -> str:
+    """The machine's load now: figures taken beside other busy processes are not comparable."""
+    one, five, fifteen = os.getloadavg()
+    return f"load average (1/5/15 min): {one:.2f} {five:.2f} {fifteen:.2f}"

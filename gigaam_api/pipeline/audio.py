@@ -245,6 +245,12 @@ class AudioDecoder:
         if self.samples_decoded == 0:
             raise AudioDecodeError("Cannot decode the audio: it contains no samples.")
 
+    def kill(self) -> None:
+        """Kill ffmpeg now, from any thread: a read blocked on its pipe ends (close() reaps)."""
+        process = self._process
+        if process is not None and process.poll() is None:
+            process.kill()
+
     def close(self) -> None:
         """Kill ffmpeg if it still runs and reap it; safe to call any number of times."""
         process, self._process = self._process, None

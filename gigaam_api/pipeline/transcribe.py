@@ -1,12 +1,10 @@
 """Path -> Segments: ffmpeg decode -> streaming VAD -> chunk planner -> batches -> engine, lazily.
 
-Memory stays flat: decoded int16 blocks go to the VAD and to an on-disk SampleSpool at once,
-and a chunk's samples are read back only when its batch runs; spool segments wholly before the
-earliest sample any pending chunk, planned chunk or unfinished VAD region may still need are
-deleted, so even one very long speech region costs disk, not RAM. Each chunk runs as soon as the
-planner decides it (the first batch holds one chunk), so the first segment does not wait for the
-rest of the file. Audio up to short_form_max_s is one pass over the whole clip, or nothing if the
-VAD hears no speech. Depends on engines.base only, never on a concrete engine.
+Two threads per run: a producer (producer.py: decode, spool, VAD, planning) works ahead and
+hands ready batches through a bounded BatchQueue to the thread iterating the run, which runs
+them through the engine and yields absolute Segments. So decoding and VAD overlap inference,
+memory and spool disk stay flat, and the first batch holds one chunk for an early first segment.
+Depends on engines.base only, never on a concrete engine.
 """
 
 from __future__ import annotations
@@ -14,9 +12,10 @@ from __future__ import annotations
 import itertools
 import logging
 import threading
+import time
 import weakref
-from collections.abc import Generator, Iterator, Sequence
-from dataclasses import replace
+from collections.abc import Generator, Iterator
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -24,10 +23,11 @@ import numpy as np
 from gigaam_api.engines.base import Engine, Waveform
 from gigaam_api.errors import TranscriptionCancelledError
 from gigaam_api.pipeline.audio import AudioDecoder, Samples, check_probe, probe_audio
-from gigaam_api.pipeline.batching import Batch, BatchPlanner
-from gigaam_api.pipeline.chunking import Chunk, ChunkPlanner
+from gigaam_api.pipeline.batching import BatchPlanner
+from gigaam_api.pipeline.handoff import BatchQueue, ReadyBatch
+from gigaam_api.pipeline.producer import BatchProducer
 from gigaam_api.pipeline.spool import SampleSpool
-from gigaam_api.pipeline.vad import SileroVad, SpeechRegion, VadStream
+from gigaam_api.pipeline.vad import SileroVad
 from gigaam_api.types import SAMPLE_RATE, ChunkResult, Segment, TranscribeOptions
 
 logger = logging.getLogger(__name__)
@@ -43,6 +43,8 @@ class Pipeline:
         first_batch_size: chunks in the first batch of a long file (smaller = earlier first
             segment); later batches hold options.batch_size.
         max_batch_samples: cap on batch rows x longest chunk (0 = count only).
+        max_ready_batches: how many batches the producer thread may prepare ahead of the
+            engine (each holds its samples in RAM: up to batch_size x 30 s of int16).
     """
 
     def __init__(
@@ -53,12 +55,14 @@ class Pipeline:
         temp_dir: Path | None = None,
         first_batch_size: int = 1,
         max_batch_samples: int = 0,
+        max_ready_batches: int = 2,
     ) -> None:
         self._engine = engine
         self._vad = vad
         self._temp_dir = temp_dir
         self._first_batch_size = first_batch_size
         self._max_batch_samples = max_batch_samples
+        self._max_ready_batches = max_ready_batches
 
     @property
     def model_id(self) -> str:
@@ -85,66 +89,98 @@ class Pipeline:
         blocks = decoder.blocks()
         try:
             first_block = next(blocks)
+            spool = SampleSpool(self._temp_dir)
         except BaseException:
             blocks.close()
             decoder.close()
             raise
-        return PipelineRun(
-            engine=self._engine,
-            vad_stream=self._vad.stream(options.vad),
+        queue = BatchQueue(self._max_ready_batches)
+        producer = BatchProducer(
             decoder=decoder,
             blocks=itertools.chain([first_block], blocks),
+            vad_stream=self._vad.stream(options.vad),
             options=options,
             cancel=cancel,
-            probed_duration_s=probe.duration_s,
             batcher=BatchPlanner(
                 options.batch_size,
                 max_samples=self._max_batch_samples,
                 first_batch_size=self._first_batch_size,
             ),
-            spool=SampleSpool(self._temp_dir),
+            spool=spool,
+            queue=queue,
+        )
+        return PipelineRun(
+            engine=self._engine,
+            producer=producer,
+            queue=queue,
+            decoder=decoder,
+            spool_dir=spool.directory,
+            options=options,
+            cancel=cancel,
+            probed_duration_s=probe.duration_s,
         )
 
 
+@dataclass(frozen=True)
+class RunTimes:
+    """Where a run's time went, in seconds (producer and consumer threads overlap)."""
+
+    engine_s: float
+    """Consumer: inside engine.transcribe_batch."""
+    wait_s: float
+    """Consumer: waiting for the producer's next batch (the pipeline's cost to the engine)."""
+    decode_s: float
+    """Producer: waiting for ffmpeg's blocks."""
+    vad_s: float
+    """Producer: scoring windows and finding regions."""
+    spool_s: float
+    """Producer: writing and reading back the spool."""
+    producer_cpu_s: float
+    """Producer: CPU seconds of the thread, once it has ended (0 before)."""
+
+
 class PipelineRun:
-    """One transcription in progress (the Transcription protocol); iterate once for Segments."""
+    """One transcription in progress (the Transcription protocol); iterate once for Segments.
+
+    The producer thread starts with the iteration and is joined when it ends, on close() and
+    when the run is garbage-collected, so no thread, ffmpeg process or spool file outlives it.
+    """
 
     def __init__(
         self,
         *,
         engine: Engine,
-        vad_stream: VadStream,
+        producer: BatchProducer,
+        queue: BatchQueue,
         decoder: AudioDecoder,
-        blocks: Iterator[Samples],
+        spool_dir: Path,
         options: TranscribeOptions,
         cancel: threading.Event,
         probed_duration_s: float | None,
-        batcher: BatchPlanner,
-        spool: SampleSpool,
     ) -> None:
         self._engine = engine
-        self._vad = vad_stream
+        self._producer = producer
+        self._queue = queue
         self._decoder = decoder
-        self._blocks = blocks
+        self._spool_dir = spool_dir
         self._options = options
         self._cancel = cancel
         self._closed = threading.Event()
         self._probed_duration_s = probed_duration_s
-        self._decoded_duration_s: float | None = None
-        self._planner = ChunkPlanner(options.chunking)
-        self._batcher = batcher
-        self._spool = spool
         self._next_id = 0
-        self._processed_samples = 0
+        self._engine_s = 0.0
+        self._wait_s = 0.0
         self._segments: Generator[Segment, None, None] | None = None
-        # A run that is dropped without close() must still not leave ffmpeg or files behind.
-        self._finalizer = weakref.finalize(self, _release, decoder, spool)
+        # A run that is dropped without close() must still not leave anything behind; the
+        # producer holds no reference to the run, so the run can be collected.
+        self._finalizer = weakref.finalize(self, producer.close)
 
     @property
     def duration_s(self) -> float:
         """Probed duration until the audio has been decoded to its end, then the decoded one."""
-        if self._decoded_duration_s is not None:
-            return self._decoded_duration_s
+        decoded = self._producer.decoded_samples
+        if decoded is not None:
+            return decoded / SAMPLE_RATE
         if self._probed_duration_s is not None:
             return self._probed_duration_s
         return self._decoder.samples_decoded / SAMPLE_RATE
@@ -152,7 +188,20 @@ class PipelineRun:
     @property
     def processed_s(self) -> float:
         """Seconds from the start whose segments have all been yielded (see Transcription)."""
-        return self._processed_samples / SAMPLE_RATE
+        return self._queue.settled_sample / SAMPLE_RATE
+
+    @property
+    def times(self) -> RunTimes:
+        """Where the time went so far (final once iteration has ended)."""
+        producer = self._producer
+        return RunTimes(
+            engine_s=self._engine_s,
+            wait_s=self._wait_s,
+            decode_s=producer.decode_s,
+            vad_s=producer.vad_s,
+            spool_s=producer.spool_s,
+            producer_cpu_s=producer.cpu_s,
+        )
 
     @property
     def decoder_pid(self) -> int | None:
@@ -162,7 +211,7 @@ class PipelineRun:
     @property
     def spool_dir(self) -> Path:
         """The private directory holding decoded samples (removed when the run ends)."""
-        return self._spool.directory
+        return self._spool_dir
 
     def __iter__(self) -> Iterator[Segment]:
         if self._segments is not None:
@@ -171,8 +220,10 @@ class PipelineRun:
         return self._segments
 
     def close(self) -> None:
-        """Stop the run: kill ffmpeg, delete the spool; safe from any state, idempotent."""
+        """Stop the run: kill ffmpeg, end the producer, delete the spool; safe from any state
+        and any thread, idempotent."""
         self._closed.set()
+        self._producer.stop()
         if self._segments is not None:
             try:
                 self._segments.close()
@@ -186,88 +237,40 @@ class PipelineRun:
 
     def _run(self) -> Generator[Segment, None, None]:
         try:
-            yield from self._transcribe()
+            self._check_cancel()
+            self._producer.start()
+            while True:
+                started = time.perf_counter()
+                ready = self._queue.get()
+                self._wait_s += time.perf_counter() - started
+                if ready is None:
+                    break
+                self._check_cancel()
+                yield from self._run_batch(ready)
+                self._queue.task_done()
+            times = self.times
+            logger.debug(
+                "Run done: %.1f s of audio; engine %.2f s, waited %.2f s; producer: decode "
+                "%.2f s, VAD %.2f s, spool %.2f s, %.2f CPU s",
+                self.duration_s,
+                *(times.engine_s, times.wait_s, times.decode_s, times.vad_s, times.spool_s),
+                times.producer_cpu_s,
+            )
         finally:
             self._finalizer()
 
-    def _transcribe(self) -> Iterator[Segment]:
-        short_form_samples = int(self._options.short_form_max_s * SAMPLE_RATE)
-        long_form = False
-        heard_speech = False
-        undecided: list[Chunk] = []  # chunks planned before the audio is known to be long
-        for block in self._blocks:
-            self._check_cancel()
-            self._spool.append(block)
-            regions = self._vad.feed(block)
-            heard_speech = heard_speech or bool(regions)
-            chunks = self._plan(regions) + self._planner.advance(self._vad.pending_from_sample)
-            if not long_form and self._spool.total_samples > short_form_samples:
-                long_form = True
-                chunks, undecided = undecided + chunks, []
-            if long_form:
-                yield from self._run_chunks(chunks)
-                needed_from = self._needed_from_sample()
-                self._spool.release_before(needed_from)
-                self._processed_samples = max(self._processed_samples, needed_from)
-            else:
-                undecided += chunks
-        self._check_cancel()
-        total_samples = self._spool.total_samples
-        self._decoded_duration_s = total_samples / SAMPLE_RATE
-        last_regions = self._vad.finish()
-        heard_speech = heard_speech or bool(last_regions)
-        if not long_form:
-            if heard_speech:
-                yield from self._run_whole_clip(total_samples)
-        else:
-            yield from self._run_chunks(self._plan(last_regions) + self._planner.finish())
-            for batch in self._batcher.finish():
-                yield from self._run_batch(batch)
-        self._processed_samples = total_samples
-
-    def _plan(self, regions: Sequence[SpeechRegion]) -> list[Chunk]:
-        chunks: list[Chunk] = []
-        for region in regions:
-            chunks += self._planner.feed(region.start_sample, region.end_sample)
-        return chunks
-
-    def _needed_from_sample(self) -> int:
-        """The earliest sample a queued chunk, the pending chunk or a future region may need."""
-        candidates = [self._vad.pending_from_sample]
-        pending_start = self._planner.pending_start_sample
-        if pending_start is not None:
-            candidates.append(pending_start)
-        queued = self._batcher.pending
-        if queued:
-            candidates.append(queued[0].start_sample)
-        return min(candidates)
-
-    def _run_chunks(self, chunks: Sequence[Chunk]) -> Iterator[Segment]:
-        for chunk in chunks:
-            for batch in self._batcher.add(chunk):
-                yield from self._run_batch(batch)
-
-    def _run_batch(self, batch: Batch) -> Iterator[Segment]:
-        self._check_cancel()
-        waveforms = [_to_waveform(self._spool.read(c.start_sample, c.end_sample)) for c in batch]
+    def _run_batch(self, ready: ReadyBatch) -> Iterator[Segment]:
+        waveforms = [_to_waveform(samples) for samples in ready.samples]
+        started = time.perf_counter()
         results = self._engine.transcribe_batch(
             waveforms, word_timestamps=self._options.word_timestamps
         )
+        self._engine_s += time.perf_counter() - started
         del waveforms
-        for chunk, result in zip(batch, results, strict=True):
+        for chunk, result in zip(ready.chunks, results, strict=True):
             segment = self._segment(chunk.start_s, chunk.end_s, result)
             if segment is not None:
                 yield segment
-
-    def _run_whole_clip(self, total_samples: int) -> Iterator[Segment]:
-        self._check_cancel()
-        waveform = _to_waveform(self._spool.read(0, total_samples))
-        (result,) = self._engine.transcribe_batch(
-            [waveform], word_timestamps=self._options.word_timestamps
-        )
-        segment = self._segment(0.0, total_samples / SAMPLE_RATE, result)
-        if segment is not None:
-            yield segment
 
     def _segment(self, start_s: float, end_s: float, result: ChunkResult) -> Segment | None:
         """An absolute-time Segment, or None for a chunk the model heard no words in."""
@@ -287,8 +290,3 @@ class PipelineRun:
 
 def _to_waveform(samples: Samples) -> Waveform:
     return samples.astype(np.float32) / np.float32(32768.0)
-
-
-def _release(decoder: AudioDecoder, spool: SampleSpool) -> None:
-    decoder.close()
-    spool.close()

@@ -1,30 +1,38 @@
-"""Streaming Silero VAD: feed samples as they are decoded, get each speech region once it is final.
+"""Streaming Silero VAD on ONNX Runtime: feed samples as they are decoded, get each speech region
+once it is final.
 
 The regions equal silero's get_speech_timestamps on the whole audio (same 512-sample windows,
-thresholds, min speech/silence and padding; no maximum speech length). The JIT model comes from
-the installed silero-vad package, loaded without changing torch's thread count, and scores on one
-intra-op thread (restored after each call). Knows nothing of chunking or the model.
+thresholds, min speech/silence and padding; no maximum speech length). The model is the
+"sequence" export bundled in the silero-vad package: one ONNX call scores a run of windows with
+the recurrent state carried inside the graph, and gives exactly the per-window model's
+probabilities (see D-060). No torch here (the package itself is never imported, only its data
+file), one intra-op thread; knows nothing of chunking or the ASR model.
 """
 
 from __future__ import annotations
 
-import contextlib
-import copy
+import importlib.util
 import logging
-import warnings
-from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
-import torch
+import onnxruntime as ort
 
+from gigaam_api.errors import ModelError
 from gigaam_api.types import SAMPLE_RATE, SampleSpan, VadOptions
 
 logger = logging.getLogger(__name__)
 
 WINDOW_SAMPLES = 512
 """Silero scores 16 kHz audio in windows of this many samples."""
+CONTEXT_SAMPLES = 64
+"""Each window is scored with the previous window's last samples prepended (zeros at first)."""
+MODEL_FILE = "silero_vad_16k_sequence.onnx"
+"""Inputs: input [windows, 576], h and c [1, 1, 128]; outputs: speech_probs [windows], hn, cn."""
+_STATE_SHAPE = (1, 1, 128)
+_MAX_WINDOWS_PER_CALL = 512  # 16 s of audio; longer calls are no faster (bench/bench_vad.py)
 _NEG_THRESHOLD_GAP = 0.15
 _NEG_THRESHOLD_FLOOR = 0.01
 
@@ -38,72 +46,69 @@ def _ms_to_samples(ms: int) -> int:
     return SAMPLE_RATE * ms // 1000
 
 
-@contextlib.contextmanager
-def _one_intra_op_thread() -> Iterator[None]:
-    """Run torch on one intra-op thread, then restore the caller's count (the engine's).
+def bundled_model_path() -> Path:
+    """The sequence model file inside the installed silero-vad package.
 
-    A 512-sample window is too small to share: with two threads every op waits at a barrier for
-    a second core, so one busy process elsewhere on the machine made scoring 60-400x slower
-    (0.12 s -> 7-52 s for 20 s of audio on 2 cores); on one thread it stays at 0.12 s.
+    Found through the import system without importing the package: its __init__ imports torch
+    and sets torch's thread count.
+
+    Raises:
+        ModelError: silero-vad is not installed, or too old to ship the file (< 6.2.2).
     """
-    threads = torch.get_num_threads()
-    if threads == 1:
-        yield
-        return
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
+    spec = importlib.util.find_spec("silero_vad")
+    locations = list(spec.submodule_search_locations or []) if spec is not None else []
+    for location in locations:
+        path = Path(location) / "data" / MODEL_FILE
+        if path.is_file():
+            return path
+    raise ModelError(
+        f"Silero VAD model {MODEL_FILE} not found: install silero-vad>=6.2.3 "
+        "(pip install 'silero-vad>=6.2.3')."
+    )
+
+
+def _session_options() -> ort.SessionOptions:
+    """One thread, nothing spinning: a window is far too small to share between cores, and the
+    VAD runs beside the ASR engine, which owns the other cores."""
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    options.add_session_config_entry("session.inter_op.allow_spinning", "0")
+    return options
 
 
 class SileroVad:
     """The loaded Silero model; hands out independent streams (one per transcription).
 
-    Build it with `SileroVad.load()`; `stream(options)` gives a VadStream with its own copy of
-    the model state, so two streams never disturb each other.
+    Build it with `SileroVad.load()`. The ONNX session is shared and thread-safe; each stream
+    from `stream(options)` carries its own recurrent state and context.
     """
 
-    def __init__(self, model: torch.jit.ScriptModule) -> None:
-        self._model = model
+    def __init__(self, session: ort.InferenceSession) -> None:
+        self._session = session
 
     @classmethod
-    def load(cls) -> SileroVad:
-        """Load the JIT model bundled in the silero-vad package (offline).
+    def load(cls, path: Path | None = None) -> SileroVad:
+        """Load the sequence model bundled in silero-vad (offline), or the file at `path`.
 
-        Importing silero_vad sets torch's intra-op thread count to 1; the count is restored so
-        the engine's NUM_THREADS stays in force.
+        Raises:
+            ModelError: the model file is missing or ONNX Runtime cannot load it.
         """
-        threads = torch.get_num_threads()
+        model_path = path or bundled_model_path()
         try:
-            with warnings.catch_warnings():
-                # the package ships a TorchScript model; torch>=2.10 flags torch.jit.load itself
-                warnings.filterwarnings(
-                    "ignore", "`torch.jit.load` is deprecated", DeprecationWarning
-                )
-                from silero_vad import load_silero_vad
-
-                model = load_silero_vad(onnx=False)
-        finally:
-            torch.set_num_threads(threads)
-        model.eval()
-        return cls(model)
-
-    @property
-    def model(self) -> torch.jit.ScriptModule:
-        """The template model (streams score with copies of it)."""
-        return self._model
+            session = ort.InferenceSession(
+                str(model_path), _session_options(), providers=["CPUExecutionProvider"]
+            )
+        except Exception as exc:  # ORT raises its own exception types, one per failure
+            raise ModelError(f"Cannot load the Silero VAD model {model_path}: {exc}") from exc
+        logger.debug("Silero VAD loaded from %s", model_path)
+        return cls(session)
 
     def stream(self, options: VadOptions) -> VadStream:
         """A fresh stream with its own model state."""
-        return VadStream(copy.deepcopy(self._model), options)
-
-    def speech_regions(
-        self, samples: npt.NDArray[np.int16], options: VadOptions
-    ) -> list[SpeechRegion]:
-        """All speech regions of a whole int16 array (a one-shot stream)."""
-        stream = self.stream(options)
-        return [*stream.feed(samples), *stream.finish()]
+        return VadStream(self._session, options)
 
 
 class VadStream:
@@ -111,12 +116,14 @@ class VadStream:
 
     A region's end depends on the silence before the next region (padding is shared when the gap
     is under two pads), so the last closed region is held until the next one starts or the audio
-    has moved two pads past it.
+    has moved two pads past it. Not thread-safe: one stream is fed from one thread at a time.
     """
 
-    def __init__(self, model: torch.jit.ScriptModule, options: VadOptions) -> None:
-        self._model = model
-        self._model.reset_states()
+    def __init__(self, session: ort.InferenceSession, options: VadOptions) -> None:
+        self._session = session
+        self._hidden = np.zeros(_STATE_SHAPE, dtype=np.float32)
+        self._cell = np.zeros(_STATE_SHAPE, dtype=np.float32)
+        self._context = np.zeros(CONTEXT_SAMPLES, dtype=np.float32)
         self._threshold = options.threshold
         self._neg_threshold = max(options.threshold - _NEG_THRESHOLD_GAP, _NEG_THRESHOLD_FLOOR)
         self._min_speech_samples = _ms_to_samples(options.min_speech_duration_ms)
@@ -130,10 +137,6 @@ class VadStream:
         self._silence_start = 0  # silero's temp_end: 0 means "not in a trailing silence"
         self._held: tuple[int, int] | None = None  # (padded start, unpadded end)
         self._finished = False
-
-    @property
-    def samples_fed(self) -> int:
-        return self._samples_fed
 
     @property
     def pending_from_sample(self) -> int:
@@ -156,9 +159,11 @@ class VadStream:
         buffer = np.concatenate([self._partial, audio]) if len(self._partial) else audio
         full = len(buffer) // WINDOW_SAMPLES * WINDOW_SAMPLES
         out: list[SpeechRegion] = []
-        with _one_intra_op_thread():
-            for offset in range(0, full, WINDOW_SAMPLES):
-                out += self._step(self._score(buffer[offset : offset + WINDOW_SAMPLES]))
+        step = _MAX_WINDOWS_PER_CALL * WINDOW_SAMPLES
+        for offset in range(0, full, step):
+            windows = buffer[offset : min(full, offset + step)].reshape(-1, WINDOW_SAMPLES)
+            for probability in self._score(windows):
+                out += self._step(float(probability))
         self._partial = buffer[full:].copy()
         out += self._release_held()
         return out
@@ -170,10 +175,9 @@ class VadStream:
         self._finished = True
         out: list[SpeechRegion] = []
         if len(self._partial):
-            window = np.zeros(WINDOW_SAMPLES, dtype=np.float32)
-            window[: len(self._partial)] = self._partial
-            with _one_intra_op_thread():
-                out += self._step(self._score(window))
+            window = np.zeros((1, WINDOW_SAMPLES), dtype=np.float32)
+            window[0, : len(self._partial)] = self._partial
+            out += self._step(float(self._score(window)[0]))
         self._partial = np.empty(0, dtype=np.float32)
         total = self._samples_fed
         if self._triggered and total - self._speech_start > self._min_speech_samples:
@@ -185,10 +189,17 @@ class VadStream:
             self._held = None
         return out
 
-    def _score(self, window: npt.NDArray[np.float32]) -> float:
-        with torch.no_grad():
-            probability = self._model(torch.from_numpy(window), SAMPLE_RATE)
-        return float(probability.item())
+    def _score(self, windows: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+        """Speech probabilities of consecutive windows [n, 512], carrying the state across calls."""
+        inputs = np.empty((len(windows), CONTEXT_SAMPLES + WINDOW_SAMPLES), dtype=np.float32)
+        inputs[:, CONTEXT_SAMPLES:] = windows
+        inputs[0, :CONTEXT_SAMPLES] = self._context
+        inputs[1:, :CONTEXT_SAMPLES] = windows[:-1, -CONTEXT_SAMPLES:]
+        probabilities, self._hidden, self._cell = self._session.run(
+            None, {"input": inputs, "h": self._hidden, "c": self._cell}
+        )
+        self._context = windows[-1, -CONTEXT_SAMPLES:].copy()
+        return np.asarray(probabilities, dtype=np.float32).reshape(-1)
 
     def _step(self, probability: float) -> list[SpeechRegion]:
         """Silero's state machine for one window (get_speech_timestamps without a max length)."""

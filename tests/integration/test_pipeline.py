@@ -1,15 +1,17 @@
 """The whole pipeline on real files: real ffmpeg, real Silero VAD, the real TorchEngine (small
 official-format checkpoint). Checks order, bounds, chunk limits, formats, failures, cancellation
-and cleanup (no ffmpeg children, no spool files)."""
+and cleanup (no ffmpeg children, no spool files, no producer thread)."""
 
 from __future__ import annotations
 
+import gc
 import itertools
 import subprocess
 import sys
 import threading
+import time
 import wave
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -26,11 +28,13 @@ from gigaam_api.errors import (
 )
 from gigaam_api.pipeline.audio import Samples, probe_audio
 from gigaam_api.pipeline.chunking import Chunk
+from gigaam_api.pipeline.producer import THREAD_NAME
 from gigaam_api.pipeline.transcribe import Pipeline
-from gigaam_api.pipeline.vad import SileroVad
-from gigaam_api.types import ChunkResult, Segment, TranscribeOptions
+from gigaam_api.pipeline.vad import SileroVad, SpeechRegion, VadStream
+from gigaam_api.types import ChunkResult, Segment, TranscribeOptions, VadOptions
 from testkit.checkpoints import tokenizer_path_for
 from tests.fixtures.audio import child_processes
+from tests.fixtures.silero_reference import silero_speech_regions
 from tests.reference import merge_regions
 
 SR = 16000
@@ -60,6 +64,41 @@ class RecordingEngine:
         return self._engine.transcribe_batch(waveforms, word_timestamps=word_timestamps)
 
 
+class GatedEngine(RecordingEngine):
+    """Holds every batch until `release` is set; `entered` tells that a batch is waiting."""
+
+    def __init__(self, engine: Engine) -> None:
+        super().__init__(engine)
+        self.entered = threading.Event()
+        self.release = threading.Event()
+
+    def transcribe_batch(
+        self, waveforms: Sequence[Waveform], *, word_timestamps: bool = True
+    ) -> list[ChunkResult]:
+        self.entered.set()
+        assert self.release.wait(60)
+        return super().transcribe_batch(waveforms, word_timestamps=word_timestamps)
+
+
+def wait_until(condition: Callable[[], bool], timeout_s: float = 60.0) -> bool:
+    """Poll `condition` until it holds or the (generous) bound passes."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
+def process_state(pid: int) -> str | None:
+    """The state letter of a process (R, S, Z…), None once it is gone."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return None
+    return text[text.rindex(")") + 2]
+
+
 @pytest.fixture(scope="module")
 def engine(tiny_v3_ctc_checkpoint: Path) -> TorchEngine:
     return TorchEngine.from_files(
@@ -84,6 +123,11 @@ def spool_parent(tmp_path: Path) -> Iterator[Path]:
     yield parent
     assert list(parent.iterdir()) == [], "a spool directory was left behind"
     assert child_processes() == [], "an ffmpeg process was left behind"
+    assert producer_threads() == [], "a producer thread was left behind"
+
+
+def producer_threads() -> list[threading.Thread]:
+    return [thread for thread in threading.enumerate() if thread.name == THREAD_NAME]
 
 
 @pytest.fixture
@@ -106,11 +150,10 @@ def read_wav(path: Path) -> Samples:
         return np.frombuffer(reader.readframes(reader.getnframes()), dtype=np.int16)
 
 
-def reference_chunks(vad: SileroVad, samples: Samples, options: TranscribeOptions) -> list[Chunk]:
-    """The chunks the documented rule gives on the one-shot VAD regions of the whole file."""
-    regions = vad.speech_regions(samples, options.vad)
-    spans = [(region.start_sample, region.end_sample) for region in regions]
-    return [Chunk(*span) for span in merge_regions(spans, options.chunking, len(samples))]
+def reference_chunks(samples: Samples, options: TranscribeOptions) -> list[Chunk]:
+    """The chunks the documented rule gives on silero's own regions of the whole file."""
+    regions = silero_speech_regions(samples, options.vad)
+    return [Chunk(*span) for span in merge_regions(regions, options.chunking, len(samples))]
 
 
 def assert_well_formed(segments: list[Segment], duration_s: float) -> None:
@@ -126,10 +169,10 @@ def assert_well_formed(segments: list[Segment], duration_s: float) -> None:
 
 
 def test_long_speech_gives_ordered_chunked_segments(
-    pipeline: Pipeline, recorder: RecordingEngine, vad: SileroVad, speech_long: Path
+    pipeline: Pipeline, recorder: RecordingEngine, speech_long: Path
 ) -> None:
     samples = read_wav(speech_long)
-    expected_chunks = reference_chunks(vad, samples, OPTIONS)
+    expected_chunks = reference_chunks(samples, OPTIONS)
     transcription = pipeline.transcribe(speech_long, OPTIONS, threading.Event())
     assert transcription.duration_s == probe_audio(speech_long).duration_s
     assert transcription.processed_s == 0.0
@@ -231,13 +274,14 @@ def test_too_long_without_known_duration_stops_while_decoding(
 
 
 def test_cancel_mid_file_stops_kills_ffmpeg_and_frees_spool(
-    pipeline: Pipeline, recorder: RecordingEngine, speech_sparse_long: Path
+    pipeline: Pipeline, recorder: RecordingEngine, speech_sparse_twenty_minutes: Path
 ) -> None:
     cancel = threading.Event()
-    transcription = pipeline.transcribe(speech_sparse_long, OPTIONS, cancel)
+    transcription = pipeline.transcribe(speech_sparse_twenty_minutes, OPTIONS, cancel)
     segments = iter(transcription)
     first = next(segments)
     assert first.start < 60.0
+    # the producer is at most two batches (four minutes here) ahead: ffmpeg is still decoding
     pid = transcription.decoder_pid
     assert pid in child_processes()
     spool_dir = transcription.spool_dir
@@ -255,6 +299,80 @@ def test_close_mid_file_frees_everything(pipeline: Pipeline, speech_sparse_long:
     next(iter(transcription))
     transcription.close()
     transcription.close()
+    assert transcription.decoder_pid is None and not transcription.spool_dir.exists()
+
+
+def test_close_from_another_thread_while_the_engine_runs(
+    engine: TorchEngine, vad: SileroVad, spool_parent: Path, speech_sparse_twenty_minutes: Path
+) -> None:
+    gated = GatedEngine(engine)
+    pipeline = Pipeline(gated, vad, temp_dir=spool_parent)
+    transcription = pipeline.transcribe(speech_sparse_twenty_minutes, OPTIONS, threading.Event())
+    outcome: list[BaseException | list[Segment]] = []
+
+    def consume() -> None:
+        try:
+            outcome.append(list(transcription))
+        except BaseException as exc:
+            outcome.append(exc)
+
+    consumer = threading.Thread(target=consume)
+    consumer.start()
+    assert gated.entered.wait(60)
+    pid = transcription.decoder_pid
+    assert pid is not None
+    transcription.close()
+    # ffmpeg is killed at once (a zombie until the iterating thread reaps it); the batch in
+    # the engine finishes, then the run ends cancelled and cleans up in its own thread
+    assert wait_until(lambda: process_state(pid) in ("Z", None))
+    gated.release.set()
+    consumer.join(60)
+    assert not consumer.is_alive()
+    assert len(outcome) == 1 and isinstance(outcome[0], TranscriptionCancelledError)
+    assert gated.batches == [[gated.batches[0][0]]]
+    assert transcription.decoder_pid is None and not transcription.spool_dir.exists()
+
+
+def test_a_run_dropped_mid_file_leaves_nothing_behind(
+    pipeline: Pipeline, speech_sparse_twenty_minutes: Path
+) -> None:
+    transcription = pipeline.transcribe(speech_sparse_twenty_minutes, OPTIONS, threading.Event())
+    segments = iter(transcription)
+    next(segments)
+    spool_dir = transcription.spool_dir
+    assert producer_threads() and spool_dir.exists()
+    del transcription, segments
+    gc.collect()
+    assert producer_threads() == [] and not spool_dir.exists()
+
+
+class FailingVad(SileroVad):
+    """The real VAD whose streams fail on block 150, as a broken decoder or model would."""
+
+    def stream(self, options: VadOptions) -> VadStream:
+        return FailingStream(self._session, options)
+
+
+class FailingStream(VadStream):
+    fed_blocks = 0
+
+    def feed(self, samples: Samples | Waveform) -> list[SpeechRegion]:
+        self.fed_blocks += 1
+        if self.fed_blocks == 150:
+            raise RuntimeError("the VAD broke at block 150")
+        return super().feed(samples)
+
+
+def test_a_producer_error_reaches_the_caller_after_the_segments_before_it(
+    recorder: RecordingEngine, spool_parent: Path, speech_sparse_long: Path
+) -> None:
+    pipeline = Pipeline(recorder, FailingVad.load(), temp_dir=spool_parent)
+    transcription = pipeline.transcribe(speech_sparse_long, OPTIONS, threading.Event())
+    segments: list[Segment] = []
+    with pytest.raises(RuntimeError, match=r"^the VAD broke at block 150$"):
+        segments.extend(transcription)
+    # blocks are 1 s: the bursts at 0, 1 and 2 minutes were transcribed, nothing after 150 s
+    assert [round(s.start / 60) for s in segments] == [0, 1, 2]
     assert transcription.decoder_pid is None and not transcription.spool_dir.exists()
 
 
@@ -317,7 +435,7 @@ def test_e2e_family_with_a_sentencepiece_tokenizer_runs_the_long_form_path(
     samples = read_wav(speech_long)
     segments = run(pipeline, speech_long)
     assert_well_formed(segments, len(samples) / SR)
-    expected = reference_chunks(vad, samples, OPTIONS)
+    expected = reference_chunks(samples, OPTIONS)
     assert [(s.start, s.end) for s in segments] == [(c.start_s, c.end_s) for c in expected]
     assert all(s.words for s in segments)
 
@@ -343,7 +461,8 @@ print(after_engine, after_vad, torch.get_num_threads(), len(segments))
 def test_num_threads_survives_vad_load_and_a_run(
     engine: TorchEngine, tiny_v3_ctc_checkpoint: Path, speech_long: Path, spool_parent: Path
 ) -> None:
-    # a fresh interpreter: importing silero_vad the first time sets torch to one thread
+    # a fresh interpreter: neither loading the VAD nor a run (VAD on its own thread) may change
+    # the engine's torch thread count
     arguments = [str(tiny_v3_ctc_checkpoint), str(speech_long), str(THREADS), str(spool_parent)]
     done = subprocess.run(
         [sys.executable, "-c", _THREADS_PROBE, *arguments],
@@ -356,3 +475,37 @@ def test_num_threads_survives_vad_load_and_a_run(
     assert (after_engine, after_vad, after_run) == (THREADS, THREADS, THREADS)
     assert segments >= 3
     assert torch.get_num_threads() == THREADS  # and here, after the tests above ran
+
+
+_NO_TORCH_PROBE = """
+import sys, threading
+from pathlib import Path
+from gigaam_api.pipeline.transcribe import Pipeline
+from gigaam_api.pipeline.vad import SileroVad
+from gigaam_api.types import ChunkResult, TranscribeOptions
+
+class LengthEngine:  # stands in for the ONNX engine: numpy in, text out, no torch
+    model_id = "stub"
+    device = "cpu"
+    def transcribe_batch(self, waveforms, *, word_timestamps=True):
+        return [ChunkResult(str(len(w))) for w in waveforms]
+
+pipeline = Pipeline(LengthEngine(), SileroVad.load(), temp_dir=Path(sys.argv[2]))
+run = pipeline.transcribe(Path(sys.argv[1]), TranscribeOptions(), threading.Event())
+segments = list(run)
+print(len(segments), "torch" in sys.modules, "silero_vad" in sys.modules)
+"""
+
+
+def test_the_pipeline_never_imports_torch(speech_long: Path, spool_parent: Path) -> None:
+    # with an engine that needs no torch (the ONNX one), a whole run loads no torch: the VAD
+    # reads silero's model file without importing the silero_vad package
+    done = subprocess.run(
+        [sys.executable, "-c", _NO_TORCH_PROBE, str(speech_long), str(spool_parent)],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=Path(__file__).resolve().parents[2],
+    )
+    segments, torch_loaded, silero_loaded = done.stdout.split()
+    assert int(segments) >= 3 and (torch_loaded, silero_loaded) == ("False", "False")

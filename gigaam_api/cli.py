@@ -89,17 +89,9 @@ def _load_settings(**overrides: object) -> Settings:
 
 def _serve(args: argparse.Namespace) -> None:
     settings = _load_settings(host=args.host, port=args.port)
-    import uvicorn
+    from gigaam_api.server.serve import serve
 
-    from gigaam_api.server.app import create_app
-
-    uvicorn.run(
-        create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        log_level=settings.log_level.lower(),
-        access_log=False,  # the app writes its own line per request (request id, audio s, RTF)
-    )
+    serve(settings)
 
 
 # ------------------------------------------------------------------------------ download

@@ -245,6 +245,14 @@ class AudioDecoder:
         if self.samples_decoded == 0:
             raise AudioDecodeError("Cannot decode the audio: it contains no samples.")
 
+    def kill(self) -> None:
+        """Kill ffmpeg and reap it, from any thread (a cancel): the reading thread then meets
+        the end of the stream, and its close() frees the pipes."""
+        process = self._process
+        if process is not None and process.poll() is None:
+            process.kill()
+            process.wait()
+
     def close(self) -> None:
         """Kill ffmpeg if it still runs and reap it; safe to call any number of times."""
         process, self._process = self._process, None

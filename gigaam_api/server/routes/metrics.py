@@ -1,0 +1,63 @@
+"""GET /metrics (public, Prometheus text format) and the middleware that counts every request.
+
+Requests are counted by route template (`/v1/audio/transcriptions/jobs/{job_id}`, never the
+path a client sent, so ids never become labels), method and final status: the one the request
+log writes, 499 when the client left before the answer was complete.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from fastapi.responses import Response
+from starlette.requests import Request
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from gigaam_api.server.deps import RuntimeDep
+from gigaam_api.server.logs import request_log
+from gigaam_api.server.metrics import CONTENT_TYPE
+from gigaam_api.server.runtime import Runtime
+
+router = APIRouter(tags=["health"])
+
+UNMATCHED = "unmatched"
+"""The route label of a request no route answered (404) or that only the docs pages matched."""
+
+
+@router.get("/metrics", summary="Prometheus metrics (public)", response_class=Response)
+def get_metrics(runtime: RuntimeDep) -> Response:
+    return Response(runtime.metrics.render(), media_type=CONTENT_TYPE)
+
+
+def _route_label(scope: Scope) -> str:
+    route = scope.get("route")
+    path = getattr(route, "path", None)
+    return path if isinstance(path, str) else UNMATCHED
+
+
+class RequestMetricsMiddleware:
+    """Pure ASGI: counts each HTTP request once its response (streamed or not) has ended."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        status = 500
+
+        async def send_noting_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_noting_status)
+        finally:
+            runtime = getattr(scope["app"].state, "runtime", None)
+            if isinstance(runtime, Runtime):
+                override = request_log(Request(scope)).status_override
+                runtime.metrics.observe_request(
+                    _route_label(scope), scope["method"], override or status
+                )

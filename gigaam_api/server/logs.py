@@ -23,6 +23,9 @@ logger = logging.getLogger("gigaam_api.requests")
 _SCOPE_KEY = "gigaam_api.request_log"
 _HANDLER_NAME = "gigaam-api"
 CLIENT_CLOSED_STATUS = 499
+PROBE_PATHS = frozenset({"/health", "/ready", "/metrics"})
+"""Polled by Docker, load balancers and Prometheus every few seconds: DEBUG lines, whatever
+they answer (a loading or stopping server's 503 is expected there)."""
 """Logged (never sent) when the client disconnected before the response was complete."""
 
 
@@ -132,8 +135,8 @@ class RequestLogMiddleware:
             "elapsed_s": round(elapsed_s, 3),
         }
         level = logging.INFO if status < 500 else logging.ERROR
-        if scope.get("path") == "/health" and status == 200:
-            level = logging.DEBUG  # container health checks would drown the log
+        if scope.get("path") in PROBE_PATHS:
+            level = logging.DEBUG  # health checks and scrapes would drown the log
         logger.log(
             level,
             "%s %s %s %s",

@@ -7,9 +7,12 @@ log writes, 499 when the client left before the answer was complete.
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import re
+
+from fastapi import APIRouter, FastAPI
 from fastapi.responses import Response
 from starlette.requests import Request
+from starlette.routing import compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gigaam_api.server.deps import RuntimeDep
@@ -28,10 +31,11 @@ def get_metrics(runtime: RuntimeDep) -> Response:
     return Response(runtime.metrics.render(), media_type=CONTENT_TYPE)
 
 
-def _route_label(scope: Scope) -> str:
-    route = scope.get("route")
-    path = getattr(route, "path", None)
-    return path if isinstance(path, str) else UNMATCHED
+def route_templates(app: FastAPI) -> list[tuple[re.Pattern[str], str]]:
+    """Every path template the app serves (from its OpenAPI schema, plus the docs pages)."""
+    paths = [*app.openapi()["paths"]]
+    paths += [path for route in app.routes if isinstance(path := getattr(route, "path", None), str)]
+    return [(compile_path(path)[0], path) for path in paths]
 
 
 class RequestMetricsMiddleware:
@@ -39,6 +43,13 @@ class RequestMetricsMiddleware:
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
+        self._templates: list[tuple[re.Pattern[str], str]] | None = None
+
+    def _route_label(self, scope: Scope) -> str:
+        if self._templates is None:
+            self._templates = route_templates(scope["app"])
+        path = scope["path"]
+        return next((name for regex, name in self._templates if regex.match(path)), UNMATCHED)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -59,5 +70,5 @@ class RequestMetricsMiddleware:
             if isinstance(runtime, Runtime):
                 override = request_log(Request(scope)).status_override
                 runtime.metrics.observe_request(
-                    _route_label(scope), scope["method"], override or status
+                    self._route_label(scope), scope["method"], override or status
                 )

@@ -189,7 +189,7 @@ def error_body(info: ErrorInfo) -> dict[str, dict[str, str | None]]:
 
 def error_response(exc: BaseException) -> JSONResponse:
     info = describe(exc)
-    if info.status_code >= 500:
+    if info.status_code >= 500 and not isinstance(exc, UnavailableError):
         logger.error("request failed: %s", info.message, exc_info=exc)
     return JSONResponse(error_body(info), status_code=info.status_code, headers=dict(info.headers))
 

@@ -4,8 +4,9 @@ A job's id was given out (X-Job-Id, the jobs API), so its client may ask for it 
 server comes back. Without a record the answer would be 404, as if the id had never existed;
 with one it is the job, `cancelled`, saying the server stopped before it was done. One small
 JSON file per job in `<CACHE_DIR>/interrupted/`, named by the job id (ids are checked against
-their pattern, and found through the index built from file names at start: no text from a
-request becomes a path). Bounded by the cache's TTL and MAX_RECORDS, oldest first. No HTTP.
+their pattern, and found through an index built from the file names, re-read on a miss like the
+result cache's, so replicas sharing CACHE_DIR answer for each other: no text from a request
+becomes a path). Bounded by the cache's TTL and MAX_RECORDS, oldest first. No HTTP.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ import threading
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+
+from gigaam_api.server.cache import REFRESH_S, remove_stale_temp_files
 
 logger = logging.getLogger(__name__)
 
@@ -63,12 +66,20 @@ class InterruptedJobs:
         self.ttl_s = ttl_s
         self._lock = threading.Lock()
         self._index: dict[str, tuple[Path, float]] = {}
-        for path in directory.iterdir():
+        self._refreshed_s = time.monotonic()
+        self._scan()
+
+    def _scan(self) -> None:
+        for path in self.directory.iterdir():
             match = _NAME.match(path.name)
-            if match is not None:
-                self._index[match[1]] = (path, path.stat().st_mtime)
-            elif path.name.endswith(_TEMP_SUFFIX):
-                path.unlink(missing_ok=True)
+            if match is None:
+                continue
+            try:
+                written_at = path.stat().st_mtime
+            except OSError:
+                continue
+            with self._lock:
+                self._index.setdefault(match[1], (path, written_at))
         self._sweep()
 
     @classmethod
@@ -80,6 +91,7 @@ class InterruptedJobs:
         """
         directory = cache_dir / SUBDIR
         directory.mkdir(exist_ok=True)
+        remove_stale_temp_files(directory)
         return cls(directory, ttl_s=ttl_s)
 
     def __len__(self) -> int:
@@ -107,6 +119,13 @@ class InterruptedJobs:
         """The record of this job; None when there is none (or it expired or is unreadable)."""
         with self._lock:
             found = self._index.get(job_id)
+            refresh = found is None and time.monotonic() - self._refreshed_s >= REFRESH_S
+            if refresh:
+                self._refreshed_s = time.monotonic()
+        if refresh:  # another replica sharing CACHE_DIR may have stopped with it
+            self._scan()
+            with self._lock:
+                found = self._index.get(job_id)
         if found is None:
             return None
         path, written_at = found

@@ -55,3 +55,12 @@ def test_the_oldest_records_go_past_the_bound(
         records.record(InterruptedJob(job_id, "k", "m", 0.0, 0.0, 0.0, None))
     assert len(records) == 3
     assert [records.get(job_id) is not None for job_id in ids] == [False, False, True, True, True]
+
+
+def test_a_replica_sharing_the_directory_finds_another_ones_record(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(interrupted, "REFRESH_S", 0.0)
+    reader = InterruptedJobs.open(tmp_path, ttl_s=3600)
+    InterruptedJobs.open(tmp_path, ttl_s=3600).record(JOB)  # the other replica stopping
+    assert reader.get(JOB.job_id) == JOB

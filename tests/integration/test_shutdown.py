@@ -90,7 +90,11 @@ def test_sigterm_refuses_new_work_cancels_the_queue_and_lets_the_running_job_fin
     servers: list[ServerProcess],
 ) -> None:
     server = start_server_process(
-        tiny_v3_ctc_checkpoint, tmp_path, gated=True, SHUTDOWN_GRACE_S="600", MAX_QUEUE="4"
+        tiny_v3_ctc_checkpoint,
+        tmp_path,
+        gate=tmp_path / "gate",
+        SHUTDOWN_GRACE_S="600",
+        MAX_QUEUE="4",
     )
     servers.append(server)
     server.wait_ready()
@@ -144,7 +148,7 @@ def test_the_job_still_running_after_the_grace_period_is_cancelled_and_answers_a
     server = start_server_process(
         tiny_v3_ctc_checkpoint,
         tmp_path / "a",
-        gated=True,
+        gate=tmp_path / "gate",
         CACHE_DIR=cache_dir,
         SHUTDOWN_GRACE_S="600",
     )
@@ -197,7 +201,7 @@ def test_an_idle_server_exits_0_at_once_and_a_killed_ones_files_go_at_the_next_s
     idle.wait_for_line("no job runs")
     assert_gone_clean(idle, idle.wait_exit())
 
-    killed = start_server_process(tiny_v3_ctc_checkpoint, tmp_path / "k", gated=True)
+    killed = start_server_process(tiny_v3_ctc_checkpoint, tmp_path / "k", gate=tmp_path / "gate")
     servers.append(killed)
     killed.wait_ready()
     StreamReader(

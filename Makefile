@@ -8,12 +8,15 @@ PORT ?= 8000
 MODELS_DIR ?= ./models
 # Models for download-weights and download-weights-local; empty means MODEL (default v3_ctc).
 MODELS ?=
+# Examples per strategy for `make fuzz` (CI runs 20) and extra arguments for `make soak`.
+FUZZ_EXAMPLES ?= 300
+SOAK_ARGS ?=
 COMPOSE ?= docker compose
 VENV := .venv/bin
 
 .DEFAULT_GOAL := help
 .PHONY: help install run check test test-real bench download-weights-local build-docker up down \
-	logs download-weights clean
+	logs download-weights clean fuzz soak test-scale
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  %-24s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -33,6 +36,18 @@ test: ## Run the test suite (without the real-weights group)
 
 test-real: ## Run the tests that need the official weights (in MODELS_DIR, see download-weights-local)
 	MODELS_DIR="$(MODELS_DIR)" $(VENV)/python -m pytest -m real_weights tests/real_weights
+
+fuzz: ## The hostile-input suite with many more examples than CI (FUZZ_EXAMPLES, default 300)
+	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(VENV)/python -m pytest -p no:cacheprovider tests/robustness
+
+soak: ## A few minutes of mixed traffic on a server process; prints RSS/fd figures (not in CI)
+	$(VENV)/python -m bench.soak $(SOAK_ARGS)
+
+test-scale: ## nginx in front of two server processes: bursts, a replica killed (not in CI)
+	@command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || { [ "$$(id -u)" = 0 ] \
+		&& DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light >/dev/null; } \
+		|| { echo "Please install nginx first: sudo apt-get install nginx-light" >&2; exit 1; }
+	$(VENV)/python -m pytest -p no:cacheprovider -m scale tests/scale
 
 bench: ## Run the benchmarks (model forward pass, then the whole pipeline); prints figures
 	nice -n 5 $(VENV)/python -m bench.bench_model

@@ -218,56 +218,31 @@ def client(traffic: Traffic, seed: int, until_s: float, results: Results) -> Non
         results.note(name, outcome)
 
 
+def to_wav(
+    source: Path, path: Path, before: tuple[str, ...] = (), after: tuple[str, ...] = ()
+) -> Path:
+    """`source` through ffmpeg as a 16 kHz mono wav (`before`/`after`: input/output options)."""
+    quiet = ("-nostdin", "-loglevel", "error", "-y")
+    mono_16k = ("-ar", "16000", "-ac", "1")
+    subprocess.run(
+        ["ffmpeg", *quiet, *before, "-i", str(source), *after, *mono_16k, str(path)], check=True
+    )
+    return path
+
+
 def build_audio(directory: Path, rng: random.Random) -> tuple[list[Path], Path]:
     """Short files that differ (distinct jobs) and repeat (cache hits), and a ~1 min one."""
     speech = speak(directory / "speech.wav", 1)
-    variants = []
-    for index in range(12):
-        path = directory / f"short{index}.wav"
-        pad = f"apad=pad_dur={rng.uniform(0.1, 3.0):.2f}"
-        subprocess.run(
-            [
-                "ffmpeg",
-                "-nostdin",
-                "-loglevel",
-                "error",
-                "-y",
-                "-i",
-                str(speech),
-                "-t",
-                "12",
-                "-af",
-                pad,
-                "-ar",
-                "16000",
-                "-ac",
-                "1",
-                str(path),
-            ],
-            check=True,
+    variants = [
+        to_wav(
+            speech,
+            directory / f"short{index}.wav",
+            before=("-t", "12"),
+            after=("-af", f"apad=pad_dur={rng.uniform(0.1, 3.0):.2f}"),
         )
-        variants.append(path)
-    long_audio = directory / "long.wav"
-    subprocess.run(
-        [
-            "ffmpeg",
-            "-nostdin",
-            "-loglevel",
-            "error",
-            "-y",
-            "-stream_loop",
-            "3",
-            "-i",
-            str(speech),
-            "-ar",
-            "16000",
-            "-ac",
-            "1",
-            str(long_audio),
-        ],
-        check=True,
-    )
-    return variants, long_audio
+        for index in range(12)
+    ]
+    return variants, to_wav(speech, directory / "long.wav", before=("-stream_loop", "3"))
 
 
 def free_port() -> int:

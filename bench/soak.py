@@ -3,8 +3,8 @@
 `gigaam-api serve` (small official-format checkpoint, real ffmpeg and Silero, the result cache
 on) gets, from several client threads at once: valid requests in every format (some repeated,
 so the cache answers), streams read to the end, streams and uploads abandoned half-way, invalid
-files and fields, jobs API submissions followed to their result or cancelled, and /health and
-/metrics scrapes. RSS and open file descriptors of the server are sampled every few seconds.
+files and fields (random bytes now and then decode as MPEG audio: a 200 there is no error), jobs
+API submissions followed to their result or cancelled, and /health and /metrics scrapes. RSS and open file descriptors of the server are sampled every few seconds.
 After a warm-up, growth must stay under the bounds below; a 5xx, a leftover temp file, an ffmpeg
 left running or a stop that does not exit 0 fails the run too. Only loopback traffic.
 
@@ -124,7 +124,7 @@ class Traffic:
         ) as response:
             lines = [line for line in response.iter_lines() if line.startswith("data: ")]
         if response.status_code == 200 and lines[-1:] != ["data: [DONE]"]:
-            return "stream without [DONE]"
+            return f"stream ended by {lines[-1][:70] if lines else 'nothing'}"
         return response.status_code
 
     def stream_abandoned(self, rng: random.Random) -> str | int:
@@ -173,11 +173,20 @@ class Traffic:
 
     def job(self, rng: random.Random) -> str | int:
         jobs = f"{self.url}/v1/audio/transcriptions/jobs"
-        submitted = httpx.post(jobs, files=self._files(rng.choice(self.audio)), timeout=WAIT_S)
+        cancel = rng.random() < 0.2
+        # A job to be cancelled gets options of its own: DELETE cancels a job whoever shares it
+        # (by design), and the sync and stream requests of this soak must not be hit by that.
+        data = {"chunking_strategy": f'{{"type":"server_vad","threshold":{rng.uniform(0.3, 0.7)}}}'}
+        submitted = httpx.post(
+            jobs,
+            files=self._files(rng.choice(self.audio)),
+            data=data if cancel else {},
+            timeout=WAIT_S,
+        )
         if submitted.status_code != 202:
             return submitted.status_code
         job_id = submitted.json()["id"]
-        if rng.random() < 0.2:
+        if cancel:
             return httpx.delete(f"{jobs}/{job_id}", timeout=WAIT_S).status_code
         deadline = time.monotonic() + WAIT_S
         while httpx.get(f"{jobs}/{job_id}", timeout=WAIT_S).json()["status"] in (

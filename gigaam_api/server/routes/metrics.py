@@ -23,7 +23,7 @@ from gigaam_api.server.runtime import Runtime
 router = APIRouter(tags=["health"])
 
 UNMATCHED = "unmatched"
-"""The route label of a request no route answered (404) or that only the docs pages matched."""
+"""The route label of a path no template matches: a 404, or a page left out of the API schema."""
 
 
 @router.get("/metrics", summary="Prometheus metrics (public)", response_class=Response)
@@ -32,10 +32,14 @@ def get_metrics(runtime: RuntimeDep) -> Response:
 
 
 def route_templates(app: FastAPI) -> list[tuple[re.Pattern[str], str]]:
-    """Every path template the app serves (from its OpenAPI schema, plus the docs pages)."""
-    paths = [*app.openapi()["paths"]]
-    paths += [path for route in app.routes if isinstance(path := getattr(route, "path", None), str)]
-    return [(compile_path(path)[0], path) for path in paths]
+    """Every path template the app serves: its OpenAPI paths, then its top-level routes and
+    mounts (the docs pages, static files) by their own patterns."""
+    templates = [(compile_path(path)[0], path) for path in app.openapi()["paths"]]
+    for route in app.routes:
+        regex, template = getattr(route, "path_regex", None), getattr(route, "path_format", None)
+        if isinstance(regex, re.Pattern) and isinstance(template, str):
+            templates.append((regex, template))
+    return templates
 
 
 class RequestMetricsMiddleware:

@@ -11,7 +11,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
@@ -156,10 +156,16 @@ class Runtime:
     room: DiskRoom
     lifecycle: Lifecycle
     metrics: Metrics
+    _loader: threading.Thread | None = field(default=None, repr=False)
 
     @property
     def upload_dir(self) -> Path:
         return self.work.uploads
+
+    def busy_threads(self) -> list[str]:
+        """Our threads that may still be inside torch: the model loading, a batch running."""
+        busy = ["the model loader"] if self._loader is not None and self._loader.is_alive() else []
+        return busy + (["the worker"] if self.worker.thread_alive else [])
 
     def start_loading(self, factory: TranscriberFactory) -> threading.Thread:
         """Build the transcriber in a background thread; its temp files go to the work dir."""
@@ -168,6 +174,7 @@ class Runtime:
             target=self.model.load, args=(settings, factory), name="gigaam-loader", daemon=True
         )
         thread.start()
+        self._loader = thread
         return thread
 
     def metrics_snapshot(self) -> Snapshot:

@@ -5,8 +5,9 @@ stream lasts as long as its job — before the app hears of it (lifespan shutdow
 raises the signal again so the process dies of it (exit status 143). Here the first SIGTERM or
 SIGINT starts the app's own stop sequence (server/lifecycle.py) while the server still listens,
 so new requests get 503 with Retry-After and /ready says so; once no job runs, uvicorn shuts
-down with nothing left to wait for, and the process exits 0 — at once if the cancelled job is
-still inside the engine's batch (os._exit: torch must not be finalized under a running thread).
+down with nothing left to wait for, and the process exits 0 — at once if the model is still
+loading or the cancelled job is still inside a batch (os._exit: torch must not be finalized
+under a running thread).
 A second signal ends the grace period at once; a third exits without waiting.
 """
 
@@ -93,9 +94,11 @@ def serve(settings: Settings, *, transcriber_factory: TranscriberFactory | None 
     )
     GracefulServer(config, app).run()
     runtime = getattr(app.state, "runtime", None)
-    if isinstance(runtime, Runtime) and runtime.worker.thread_alive:
-        # A cancelled job's last batch still runs in torch: finalizing the interpreter now
-        # would abort the process (std::terminate). Everything else is done: leave at once.
-        logger.warning("Exiting while the cancelled job's last batch still runs")
+    busy = runtime.busy_threads() if isinstance(runtime, Runtime) else []
+    if busy:
+        # The model still loading, or a cancelled job's last batch, runs inside torch:
+        # finalizing the interpreter now would abort the process (std::terminate, exit 134).
+        # Everything else is done: leave at once.
+        logger.warning("Exiting while %s still works", " and ".join(busy))
         logging.shutdown()
         os._exit(0)

@@ -220,3 +220,21 @@ def test_an_idle_server_exits_0_at_once_and_a_killed_ones_files_go_at_the_next_s
     successor.wait_ready()
     assert successor.count_lines(r"Removed 1 temp dir\(s\) left by a server") == 1
     assert not left.exists()
+
+
+def test_a_server_stopped_while_its_model_loads_exits_0_and_clean(
+    tiny_v3_ctc_checkpoint: Path, tmp_path: Path, servers: list[ServerProcess]
+) -> None:
+    server = start_server_process(
+        tiny_v3_ctc_checkpoint,
+        tmp_path,
+        gate=tmp_path / "gate",
+        GIGAAM_TEST_LOAD_GATE=str(tmp_path / "loaded"),  # never created: loading for good
+    )
+    servers.append(server)
+    server.wait_for_line("Uvicorn running on")  # listening, the model still loading
+    ready = httpx.get(server.base_url + "/ready")
+    assert (ready.status_code, ready.json()["status"]) == (503, "loading")
+    server.send(signal.SIGTERM)
+    assert_gone_clean(server, server.wait_exit())
+    assert server.count_lines("Exiting while the model loader still works") == 1

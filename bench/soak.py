@@ -4,9 +4,10 @@
 on) gets, from several client threads at once: valid requests in every format (some repeated,
 so the cache answers), streams read to the end, streams and uploads abandoned half-way, invalid
 files and fields (random bytes now and then decode as MPEG audio: a 200 there is no error), jobs
-API submissions followed to their result or cancelled, and /health and /metrics scrapes. RSS and open file descriptors of the server are sampled every few seconds.
-After a warm-up, growth must stay under the bounds below; a 5xx, a leftover temp file, an ffmpeg
-left running or a stop that does not exit 0 fails the run too. Only loopback traffic.
+API submissions followed to their result or cancelled, and /health and /metrics scrapes. RSS and
+open file descriptors of the server are sampled every few seconds. After a warm-up, growth must
+stay under the bounds below; a 5xx, a leftover temp file, an ffmpeg left running or a stop that
+does not exit 0 fails the run too. Only loopback traffic.
 
     .venv/bin/python -m bench.soak [--duration-s 180] [--clients 4] [--seed 1]   (make soak)
 """

@@ -10,13 +10,17 @@ PORT ?= 8000
 MODELS ?=
 # The platform build-docker builds for: a NAS is usually amd64, even when the build runs on a Mac.
 PLATFORM ?= linux/amd64
+# Examples per strategy for `make fuzz` (CI runs 20) and extra arguments for `make soak`.
+FUZZ_EXAMPLES ?= 300
+SOAK_ARGS ?=
 COMPOSE ?= docker compose
 VENV := .venv/bin
 PYTEST := $(VENV)/python -m pytest
 
 .DEFAULT_GOAL := help
 .PHONY: help install install-dev run check pre-commit test test-integration test-all test-real \
-	bench download-weights-local build-docker up down logs download-weights clean
+	bench download-weights-local build-docker up down logs download-weights clean fuzz soak \
+	test-scale
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  %-24s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -51,6 +55,18 @@ test-all: ## Run the whole suite (without the real-weights group)
 
 test-real: ## Run the tests that need the official weights (in MODELS_DIR, see download-weights-local)
 	$(PYTEST) -m real_weights tests/real_weights
+
+fuzz: ## The hostile-input suite with many more examples than CI (FUZZ_EXAMPLES, default 300)
+	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(PYTEST) -p no:cacheprovider tests/robustness
+
+soak: ## A few minutes of mixed traffic on a server process; prints RSS/fd figures (not in CI)
+	$(VENV)/python -m bench.soak $(SOAK_ARGS)
+
+test-scale: ## nginx in front of two server processes: bursts, a replica killed (not in CI)
+	@command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || { [ "$$(id -u)" = 0 ] \
+		&& DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light >/dev/null; } \
+		|| { echo "Please install nginx first: sudo apt-get install nginx-light" >&2; exit 1; }
+	$(PYTEST) -p no:cacheprovider -m scale tests/scale
 
 bench: ## Run the benchmarks (model forward pass, then the whole pipeline); prints figures
 	nice -n 5 $(VENV)/python -m bench.bench_model

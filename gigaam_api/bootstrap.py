@@ -22,7 +22,8 @@ def build_transcriber(
     """Resolve (downloading if needed) the weights, load engine and VAD, build the pipeline.
 
     Args:
-        settings: MODEL, MODELS_DIR, WEIGHTS_URL, DEVICE, NUM_THREADS and QUANTIZE_INT8 are used.
+        settings: MODEL, MODELS_DIR, WEIGHTS_URL, DEVICE, NUM_THREADS and QUANTIZE_INT8 are used;
+            TEMP_DIR is where runs spool decoded audio (empty: the system temp dir).
         on_progress: called during weight downloads.
 
     Raises:
@@ -47,4 +48,4 @@ def build_transcriber(
     )
     vad = SileroVad.load()
     logger.info("Transcriber ready: %s on %s", engine.model_id, engine.device)
-    return Pipeline(engine, vad)
+    return Pipeline(engine, vad, temp_dir=Path(settings.temp_dir) if settings.temp_dir else None)

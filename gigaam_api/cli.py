@@ -81,23 +81,13 @@ def _load_settings(**overrides: object) -> Settings:
 
 def _serve(args: argparse.Namespace) -> None:
     settings = _load_settings(host=args.host, port=args.port)
-    import uvicorn
-
-    from gigaam_api.server.app import create_app
+    from gigaam_api.server.serve import serve
     from gigaam_api.settings import SettingsError
 
     try:
-        app = create_app(settings)
-    except SettingsError as exc:
+        serve(settings)
+    except SettingsError as exc:  # e.g. MODEL outside ALLOWED_MODELS
         raise CliError(str(exc), EXIT_USAGE) from exc
-    uvicorn.run(
-        app,
-        host=settings.host,
-        port=settings.port,
-        log_level=settings.log_level.lower(),
-        log_config=None,  # create_app() configured logging, uvicorn's loggers included
-        access_log=False,  # the app writes its own line per request (request id, audio s, RTF)
-    )
 
 
 # ------------------------------------------------------------------------------ download

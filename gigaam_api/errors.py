@@ -17,7 +17,9 @@ GigaamError
 ├── UnavailableError            the server cannot take work now (retry_after_s says when)
 │   ├── QueueFullError          MAX_QUEUE transcriptions are already queued or running
 │   ├── ModelLoadingError       the model is still downloading or loading
-│   └── ModelLoadFailedError    the model failed to load; retrying will not help
+│   ├── ModelLoadFailedError    the model failed to load; retrying will not help
+│   ├── ShuttingDownError       the server is stopping; another replica or a restart will answer
+│   └── InsufficientStorageError  too little free disk for the upload or its decoded audio
 ├── JobError                    a transcription job asked for by id
 │   ├── JobNotFoundError        no job has that id (never existed, or expired)
 │   └── JobNotDoneError         its result was asked for before it finished
@@ -115,6 +117,14 @@ class ModelLoadFailedError(UnavailableError):
 
     def __init__(self, message: str) -> None:
         super().__init__(message, retry_after_s=None)
+
+
+class ShuttingDownError(UnavailableError):
+    """The server is stopping: it takes no new work, and stopped this job before it finished."""
+
+
+class InsufficientStorageError(UnavailableError):
+    """The temp directory has too little free space for an upload (or the audio decoded from it)."""
 
 
 class JobError(GigaamError):

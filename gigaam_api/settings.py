@@ -103,6 +103,17 @@ class Settings(BaseSettings):
     ui_enabled: bool = True
     """Serve the web page at / (drop a file, watch the transcript, download subtitles)."""
 
+    # Operations: graceful shutdown, disk space (D-160..)
+    shutdown_grace_s: float = Field(default=5.0, ge=0)
+    """On SIGTERM the server refuses new work (503), cancels queued jobs and gives the running
+    one this long to finish before cancelling it; keep it under the stop timeout (Docker: 10 s)."""
+    temp_dir: str = ""
+    """Where uploads and decoded audio wait while they are transcribed (a private directory is
+    made inside, removed at exit); empty = the system's temp dir (TMPDIR)."""
+    min_free_disk_mb: int = Field(default=256, ge=0)
+    """Free space (MiB) that uploads must leave in TEMP_DIR; one that would leave less is refused
+    with 503 insufficient_storage, before its body is read when it declares its length."""
+
     @field_validator("log_level", mode="before")
     @classmethod
     def _upper_log_level(cls, value: object) -> object:

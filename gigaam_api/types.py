@@ -126,8 +126,10 @@ class Transcription(Protocol):
     """A transcription in progress: iterate it for Segments in time order.
 
     Iterating does the work (decode, VAD, chunk, infer); close() stops it early and frees the
-    ffmpeg process and every buffer. duration_s is the probed duration until iteration ends,
-    then the decoded one; processed_s / duration_s is the progress.
+    ffmpeg process and every buffer. close() may also come from another thread while one
+    iterates (a cancel): the run then stops at its next check and frees what is left.
+    duration_s is the probed duration until iteration ends, then the decoded one;
+    processed_s / duration_s is the progress.
     """
 
     def __iter__(self) -> Iterator[Segment]: ...
@@ -153,6 +155,16 @@ class Transcriber(Protocol):
 
     @property
     def device(self) -> str: ...
+
+    @property
+    def engine(self) -> str:
+        """The inference runtime ('torch', 'onnx'), for /metrics."""
+        ...
+
+    @property
+    def precision(self) -> str:
+        """The encoder's arithmetic ('fp32', 'int8'), for /metrics."""
+        ...
 
     def transcribe(
         self, path: Path, options: TranscribeOptions, cancel: threading.Event

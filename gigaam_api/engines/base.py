@@ -31,6 +31,16 @@ class Engine(Protocol):
         """Where it computes: 'cpu', 'cuda' or 'mps'."""
         ...
 
+    @property
+    def engine(self) -> str:
+        """The runtime that computes: 'torch' (or 'onnx')."""
+        ...
+
+    @property
+    def precision(self) -> str:
+        """The encoder's arithmetic as run: 'fp32' or 'int8'."""
+        ...
+
     def transcribe_batch(
         self, waveforms: Sequence[Waveform], *, word_timestamps: bool = True
     ) -> list[ChunkResult]:

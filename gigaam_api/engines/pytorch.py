@@ -67,11 +67,14 @@ def _mono_arrays(waveforms: Sequence[Waveform]) -> list[Waveform]:
 class TorchEngine:
     """gigaam_api.engines.base.Engine on PyTorch. Build it with from_files()."""
 
-    def __init__(self, loaded: LoadedModel, *, model_id: str, device: str) -> None:
+    def __init__(
+        self, loaded: LoadedModel, *, model_id: str, device: str, precision: str = "fp32"
+    ) -> None:
         self._network = loaded.network
         self._tokenizer = loaded.tokenizer
         self._model_id = model_id
         self._device = device
+        self._precision = precision
 
     @classmethod
     def from_files(
@@ -102,9 +105,11 @@ class TorchEngine:
             torch.set_num_threads(num_threads)
         resolved = resolve_device(device)
         loaded = load_model(checkpoint_path, tokenizer_path, device=resolved)
+        precision = "fp32"
         if quantize_int8:
             if resolved == "cpu":
                 quantize_encoder_int8(loaded.network)
+                precision = "int8"
                 logger.info("Encoder Linear layers quantized to int8 (dynamic)")
             else:
                 logger.warning("QUANTIZE_INT8 applies to CPU only; ignored on %s", resolved)
@@ -114,7 +119,7 @@ class TorchEngine:
             resolved,
             torch.get_num_threads(),
         )
-        return cls(loaded, model_id=model_id, device=resolved)
+        return cls(loaded, model_id=model_id, device=resolved, precision=precision)
 
     @property
     def model_id(self) -> str:
@@ -123,6 +128,14 @@ class TorchEngine:
     @property
     def device(self) -> str:
         return self._device
+
+    @property
+    def engine(self) -> str:
+        return "torch"
+
+    @property
+    def precision(self) -> str:
+        return self._precision
 
     @property
     def tokenizer(self) -> Tokenizer:

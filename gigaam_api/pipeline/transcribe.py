@@ -72,6 +72,14 @@ class Pipeline:
     def device(self) -> str:
         return self._engine.device
 
+    @property
+    def engine(self) -> str:
+        return self._engine.engine
+
+    @property
+    def precision(self) -> str:
+        return self._engine.precision
+
     def transcribe(
         self, path: Path, options: TranscribeOptions, cancel: threading.Event
     ) -> PipelineRun:
@@ -227,8 +235,9 @@ class PipelineRun:
         if self._segments is not None:
             try:
                 self._segments.close()
-            except ValueError:
-                return  # running in another thread: it sees _closed and cleans up itself
+            except ValueError:  # running in another thread: it sees _closed and cleans up
+                self._decoder.kill()
+                return
         self._finalizer()
 
     def _check_cancel(self) -> None:

@@ -1,15 +1,14 @@
 """The FastAPI application factory: `uvicorn --factory gigaam_api.server.app:create_app`.
 
 The server listens at once; the model loads in a background thread (bootstrap imported lazily,
-so this module never pulls in torch or numpy). Routers, auth, CORS, errors and logging meet here.
+so this module never pulls in torch or numpy). Routers, auth, CORS, errors, logging and metrics
+meet here. `gigaam-api serve` (server/serve.py) runs it with a graceful stop on SIGTERM.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import shutil
-import tempfile
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -19,10 +18,13 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from gigaam_api import __version__
 from gigaam_api.server.deps import ApiKeyDep
+from gigaam_api.server.disk import DiskRoom, WorkDir
 from gigaam_api.server.errors import register_exception_handlers
+from gigaam_api.server.lifecycle import Lifecycle
 from gigaam_api.server.logs import RequestLogMiddleware, configure_logging
+from gigaam_api.server.metrics import Metrics
 from gigaam_api.server.registry import JobRegistry
-from gigaam_api.server.routes import health, jobs, models, transcriptions, ui
+from gigaam_api.server.routes import health, jobs, metrics, models, transcriptions, ui
 from gigaam_api.server.runtime import ModelState, Runtime, TranscriberFactory, open_cache
 from gigaam_api.server.uploads import CloseUnreadBodyMiddleware
 from gigaam_api.server.worker import Worker
@@ -60,23 +62,43 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        upload_dir = Path(tempfile.mkdtemp(prefix="gigaam-api-uploads-"))
+        work = WorkDir.create(Path(settings.temp_dir) if settings.temp_dir else None)
         cache = open_cache(settings)
         worker = Worker(settings.max_queue)
         worker.start()
+        app_metrics = Metrics()
         registry = JobRegistry(
-            worker, cache.cache, grace_s=settings.job_grace_s, loop=asyncio.get_running_loop()
+            worker,
+            cache.cache,
+            grace_s=settings.job_grace_s,
+            loop=asyncio.get_running_loop(),
+            interrupted=cache.interrupted,
+            on_end=app_metrics.observe_job,
         )
-        runtime = Runtime(settings, ModelState(), worker, registry, cache, upload_dir)
+        runtime = Runtime(
+            settings,
+            ModelState(),
+            worker,
+            registry,
+            cache,
+            work,
+            DiskRoom(work.path, settings.min_free_disk_mb * 1024 * 1024),
+            Lifecycle(worker, registry, grace_s=settings.shutdown_grace_s),
+            app_metrics,
+        )
+        app_metrics.track(runtime.metrics_snapshot)
         app.state.runtime = runtime
         runtime.start_loading(factory)
         logger.info("Listening; loading model %r in the background", settings.model)
         try:
             yield
         finally:
-            registry.close()
-            worker.stop()
-            shutil.rmtree(upload_dir, ignore_errors=True)
+            if not runtime.lifecycle.stopping:  # plain uvicorn: no signal reached the app
+                await runtime.lifecycle.stop()
+            # A thread still inside torch when the interpreter finalizes aborts the process,
+            # so its batch is waited for, unless serve.py will exit without finalizing.
+            worker.stop(timeout_s=0 if runtime.lifecycle.may_abandon_batch else None)
+            work.remove()
 
     app = FastAPI(
         title="gigaam-api",
@@ -86,6 +108,7 @@ def create_app(
     )
     register_exception_handlers(app)
     app.include_router(health.router)
+    app.include_router(metrics.router)
     app.include_router(transcriptions.router, prefix="/v1", dependencies=[ApiKeyDep])
     app.include_router(jobs.router, prefix="/v1", dependencies=[ApiKeyDep])
     app.include_router(models.router, prefix="/v1", dependencies=[ApiKeyDep])
@@ -101,5 +124,6 @@ def create_app(
             max_age=600,
         )
     app.add_middleware(CloseUnreadBodyMiddleware)
+    app.add_middleware(metrics.RequestMetricsMiddleware)
     app.add_middleware(RequestLogMiddleware)
     return app

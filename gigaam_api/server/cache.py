@@ -3,12 +3,14 @@
 One file per result, `<key>.<job id>.json`: a header line (ids, model, time, the body's SHA-256)
 and a body line (duration and segments). Files are written whole and renamed into place; a
 file whose checksum or shape is wrong is deleted and reported as a miss, never served. The
-index (key -> file) lives in memory, rebuilt from the file names at start; no name that comes
-from a request is ever joined to a path. Thread-safe; no HTTP.
+index (key -> file) lives in memory, built from the file names at start and brought up to date
+from them on a miss (at most every REFRESH_S), so replicas sharing CACHE_DIR see each other's
+results; no name that comes from a request is ever joined to a path. Thread-safe; no HTTP.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -27,8 +29,14 @@ from gigaam_api.types import Segment, Word
 logger = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
+REFRESH_S = 2.0
+"""On a miss, the index is re-read from the directory at most this often (another replica
+sharing CACHE_DIR may have written the result)."""
 _NAME = re.compile(r"^([0-9a-f]{64})\.([A-Za-z0-9_-]{1,64})\.json$")
 _TEMP_SUFFIX = ".tmp"
+_STALE_TEMP_S = 600.0
+"""A temp file this old is a write a crash cut short (a live one lasts milliseconds, and may
+belong to another replica sharing the directory)."""
 
 
 @dataclass(frozen=True)
@@ -49,6 +57,14 @@ class _Entry:
     path: Path
     size_bytes: int
     written_at: float
+
+
+def remove_stale_temp_files(directory: Path) -> None:
+    """Delete the temp files of writes a crash cut short (older than _STALE_TEMP_S)."""
+    for temp in directory.glob("*" + _TEMP_SUFFIX):
+        with contextlib.suppress(OSError):
+            if time.time() - temp.stat().st_mtime > _STALE_TEMP_S:
+                temp.unlink()
 
 
 class CorruptEntryError(ValueError):
@@ -128,6 +144,7 @@ class ResultCache:
         self._lock = threading.Lock()
         self._by_key: dict[str, _Entry] = {}
         self._by_id: dict[str, str] = {}
+        self._refreshed_s = time.monotonic()
         self._scan()
 
     @classmethod
@@ -140,7 +157,12 @@ class ResultCache:
         directory.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=directory, suffix=_TEMP_SUFFIX):
             pass
-        return cls(directory, ttl_s=ttl_s, max_bytes=max_bytes)
+        remove_stale_temp_files(directory)
+        cache = cls(directory, ttl_s=ttl_s, max_bytes=max_bytes)
+        logger.info(
+            "result cache %s: %d entries, %d bytes", directory, len(cache), cache.size_bytes
+        )
+        return cache
 
     @property
     def size_bytes(self) -> int:
@@ -157,16 +179,33 @@ class ResultCache:
 
     def get(self, key: str) -> CachedResult | None:
         """The result stored for `key`; None when absent, expired or corrupt."""
-        with self._lock:
-            entry = self._by_key.get(key)
+        entry = self._entry(key=key)
         return None if entry is None else self._load(entry)
 
     def get_by_id(self, job_id: str) -> CachedResult | None:
         """The result of the job with this id; None when absent, expired or corrupt."""
-        with self._lock:
-            key = self._by_id.get(job_id)
-            entry = None if key is None else self._by_key.get(key)
+        entry = self._entry(job_id=job_id)
         return None if entry is None else self._load(entry)
+
+    def _entry(self, *, key: str | None = None, job_id: str | None = None) -> _Entry | None:
+        """The indexed entry for a key or an id; on a miss, once more after a refresh."""
+        for attempt in range(2):
+            with self._lock:
+                found_key = key if job_id is None else self._by_id.get(job_id)
+                entry = None if found_key is None else self._by_key.get(found_key)
+            if entry is not None or attempt or not self._refresh():
+                return entry
+        return None
+
+    def _refresh(self) -> bool:
+        """Re-read the file names (not more than every REFRESH_S); False when skipped."""
+        now = time.monotonic()
+        with self._lock:
+            if now - self._refreshed_s < REFRESH_S:
+                return False
+            self._refreshed_s = now
+        self._scan()
+        return True
 
     def put(self, key: str, job_id: str, model: str, result: JobResult) -> None:
         """Store a result (replacing any for the same key); failures are logged, not raised."""
@@ -230,22 +269,25 @@ class ResultCache:
             self._by_id.pop(entry.job_id, None)
 
     def _scan(self) -> None:
+        """Index the files in the directory (dropping entries whose file has gone)."""
+        found: list[_Entry] = []
         for path in self.directory.iterdir():
-            if path.name.endswith(_TEMP_SUFFIX):
-                path.unlink(missing_ok=True)  # a write cut short by a crash
-                continue
             match = _NAME.match(path.name)
-            if match is None or not path.is_file():
-                continue
-            stat = path.stat()
-            entry = _Entry(match[1], match[2], path, stat.st_size, stat.st_mtime)
-            known = self._by_key.get(entry.key)
-            if known is None or known.written_at < entry.written_at:
-                self._add(entry)
+            try:
+                if match is not None and path.is_file():
+                    stat = path.stat()
+                    found.append(_Entry(match[1], match[2], path, stat.st_size, stat.st_mtime))
+            except OSError:
+                continue  # removed by another replica while we looked
+        with self._lock:
+            for entry in list(self._by_key.values()):
+                if not entry.path.exists():
+                    self._forget(entry)
+            for entry in found:
+                known = self._by_key.get(entry.key)
+                if known is None or known.written_at < entry.written_at:
+                    self._add(entry)
         self.sweep()
-        logger.info(
-            "result cache %s: %d entries, %d bytes", self.directory, len(self), self.size_bytes
-        )
 
     def _load(self, entry: _Entry) -> CachedResult | None:
         if time.time() - entry.written_at > self.ttl_s:

@@ -21,11 +21,13 @@ from gigaam_api.errors import (
     AudioToolMissingError,
     AudioTooLongError,
     GigaamError,
+    InsufficientStorageError,
     JobNotDoneError,
     JobNotFoundError,
     ModelLoadFailedError,
     ModelLoadingError,
     QueueFullError,
+    ShuttingDownError,
     TranscriptionCancelledError,
     UnavailableError,
 )
@@ -128,6 +130,8 @@ _RULES: dict[type[BaseException], Rule] = {
     QueueFullError: Rule(503, SERVER, "queue_full"),
     ModelLoadingError: Rule(503, SERVER, "model_loading"),
     ModelLoadFailedError: Rule(503, SERVER, "model_unavailable"),
+    ShuttingDownError: Rule(503, SERVER, "server_shutting_down"),
+    InsufficientStorageError: Rule(503, SERVER, "insufficient_storage"),
     Exception: Rule(500, SERVER, show_message=False),
 }
 

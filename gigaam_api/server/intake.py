@@ -1,8 +1,9 @@
 """From a request to its job, and a request's view of that job while it waits.
 
 `take_job` is shared by the OpenAI route and the jobs API: model ready (503) -> a queue slot
-(503) -> the upload under its deadlines (413, 408) -> form fields and model name (400) -> the
-job key -> attach to a matching job or queue a new one. `Watch` wakes a request when its job
+(503; also while the server stops) -> the upload under its deadlines and the disk's room (413,
+408, 503) -> form fields and model name (400) -> the job key -> attach to a matching job or
+queue a new one. `Watch` wakes a request when its job
 changes or its client disconnects, and tells the registry when a holding client leaves.
 """
 
@@ -81,7 +82,8 @@ async def take_job(request: Request, runtime: Runtime, *, pinned: bool) -> Intak
     """Admit the request, receive its upload and find or queue its job.
 
     Raises:
-        UnavailableError: the model is not ready or the queue is full (503).
+        UnavailableError: the model is not ready, the queue is full, the server is stopping
+            or the disk is too full (503).
         UploadTooLargeError, UploadTimeoutError, InvalidFieldError, ModelNotAcceptedError.
         starlette.requests.ClientDisconnect: the client left during the upload.
     """
@@ -94,7 +96,7 @@ async def take_job(request: Request, runtime: Runtime, *, pinned: bool) -> Intak
             idle_timeout_s=settings.upload_idle_timeout_s,
             min_rate_bytes_s=settings.upload_min_rate_kib_s * _KIB,
         )
-        upload = await receive_upload(request, runtime.upload_dir, limits)
+        upload = await receive_upload(request, runtime.upload_dir, limits, runtime.room)
         assert upload.path is not None
         try:
             form = parse_transcription_form(upload.fields, settings.default_response_format)

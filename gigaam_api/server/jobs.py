@@ -19,6 +19,7 @@ from typing import Literal
 
 from gigaam_api.errors import GigaamError, TranscriptionCancelledError
 from gigaam_api.progress import Progress, estimate
+from gigaam_api.server.disk import is_out_of_space, out_of_space_error
 from gigaam_api.server.worker import Slot
 from gigaam_api.types import Segment, TranscribeOptions, Transcriber, Transcription
 
@@ -118,6 +119,26 @@ class Job:
         job.attach_result(result)
         return job
 
+    @classmethod
+    def ended_unfinished(
+        cls,
+        job_id: str,
+        key: str,
+        model: str,
+        created_at: float,
+        progress: tuple[float, float | None],
+        error: GigaamError,
+    ) -> Job:
+        """A job known only as cancelled before it finished (by a server that stopped).
+
+        `progress` is (processed_s, duration_s) as they were when it stopped.
+        """
+        job = cls(job_id, key, model, created_at=created_at)
+        job.status = "cancelled"
+        job.error = error
+        job._last_processed_s, job._duration_s = progress
+        return job
+
     @property
     def terminal(self) -> bool:
         return self.status in TERMINAL
@@ -197,12 +218,16 @@ class Job:
             return
         self._changed()
 
-    def mark_cancelled(self) -> None:
-        """Cancelled, as of now (a running worker stops within one batch)."""
+    def mark_cancelled(self, error: GigaamError | None = None) -> None:
+        """Cancelled, as of now; `error` says why to anyone waiting (default: cancelled on
+        request). A running transcription is closed at once (its ffmpeg goes now; the worker
+        lets go at its next check, within one batch)."""
         if self.terminal:
             return
         self.cancel.set()
-        self.error = TranscriptionCancelledError("The transcription job was cancelled.")
+        if self._transcription is not None:
+            self._transcription.close()
+        self.error = error or TranscriptionCancelledError("The transcription job was cancelled.")
         self._end("cancelled")
 
     def _end(self, status: JobStatus) -> None:
@@ -303,6 +328,8 @@ class JobRun:
         except TranscriptionCancelledError:
             return _Cancelled()
         except Exception as exc:
+            if job.cancel.is_set():  # closed from outside: any way out is a cancellation
+                return _Cancelled()
             return self._failed(exc)
         finally:
             transcription.close()
@@ -310,6 +337,9 @@ class JobRun:
         return _Finished(result)
 
     def _failed(self, error: Exception) -> _Failed:
+        if is_out_of_space(error):
+            logger.warning("job %s: the disk is full (%s)", self.job.id, error)
+            return _Failed(out_of_space_error())
         if not isinstance(error, GigaamError):
             logger.error("job %s hit an unexpected error", self.job.id, exc_info=error)
         return _Failed(error)

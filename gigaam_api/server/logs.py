@@ -24,8 +24,9 @@ logger = logging.getLogger("gigaam_api.requests")
 
 SERVER_LOGGERS = ("gigaam_api", "uvicorn")
 """The loggers configure_logging() sends to stderr: ours and the HTTP server's."""
-PROBE_PATHS = frozenset({"/health"})
-"""Polled by Docker and load balancers every few seconds: DEBUG lines, whatever the status."""
+PROBE_PATHS = frozenset({"/health", "/ready", "/metrics"})
+"""Polled by Docker, load balancers and Prometheus every few seconds: DEBUG lines, whatever
+they answer (a loading or stopping server's 503 is expected there)."""
 CLIENT_CLOSED_STATUS = 499
 """Logged (never sent) when the client disconnected before the response was complete."""
 

@@ -3,7 +3,9 @@
 A request whose audio and options (its key) match a queued, running or finished job attaches
 to it; a finished one may also come from the result cache; otherwise a new job is queued. The
 registry counts who waits for each job and cancels one nobody waits for after JOB_GRACE_S.
-Finished jobs stay findable by id while in memory or in the cache. Event loop only; no HTTP.
+Finished jobs stay findable by id while in memory or in the cache; jobs a stopping server
+cancelled stay findable (as cancelled) through their interrupted-job records. Event loop only;
+no HTTP.
 """
 
 from __future__ import annotations
@@ -12,15 +14,23 @@ import asyncio
 import logging
 import re
 import secrets
+import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from gigaam_api.errors import JobNotDoneError, JobNotFoundError
+from gigaam_api.errors import (
+    GigaamError,
+    JobNotDoneError,
+    JobNotFoundError,
+    TranscriptionCancelledError,
+)
 from gigaam_api.server.cache import CachedResult, ResultCache
+from gigaam_api.server.interrupted import InterruptedJob, InterruptedJobs
 from gigaam_api.server.jobs import Job, JobResult, JobRun
-from gigaam_api.server.worker import Slot, Worker
+from gigaam_api.server.worker import Slot, Worker, stopping_error
 from gigaam_api.types import TranscribeOptions, Transcriber
 
 logger = logging.getLogger(__name__)
@@ -68,11 +78,17 @@ class JobRegistry:
         *,
         grace_s: float,
         loop: asyncio.AbstractEventLoop,
+        interrupted: InterruptedJobs | None = None,
+        on_end: Callable[[Job], None] | None = None,
     ) -> None:
+        """`on_end` hears of every job this server ran (or queued) once it ends."""
         self._worker = worker
         self._cache = cache
+        self._interrupted = interrupted
+        self._on_end = on_end
         self._grace_s = grace_s
         self._loop = loop
+        self._stopping = False
         self._jobs: dict[str, Job] = {}
         self._by_key: dict[str, Job] = {}
         self._finished: OrderedDict[str, Job] = OrderedDict()
@@ -99,6 +115,10 @@ class JobRegistry:
             job.pinned = job.pinned or pinned
             logger.info("job %s %s (%d requests)", job.id, reuse, job.requests)
             return Acquired(job, reuse, starts_at_once=False)
+        if self._stopping:
+            path.unlink(missing_ok=True)
+            slot.release()
+            raise stopping_error("takes no new work")
         starts_at_once = self._worker.idle
         job = Job(new_job_id(), spec.key, spec.model, on_end=self._ended)
         job.pinned = pinned
@@ -121,6 +141,11 @@ class JobRegistry:
             job = self._jobs.get(job_id)
             if job is None and cached is not None:
                 job = self._adopt(cached)
+        if job is None and self._interrupted is not None and _ID.match(job_id):
+            record = await asyncio.to_thread(self._interrupted.get, job_id)
+            job = self._jobs.get(job_id)
+            if job is None and record is not None:
+                job = self._adopt_interrupted(record)
         if job is None:
             raise JobNotFoundError(f"No transcription job with id '{job_id}' (or it expired).")
         return job
@@ -186,7 +211,7 @@ class JobRegistry:
         if job.holders == 0 and not job.pinned:
             self.cancel(job, f"no client came back within {self._grace_s:g} s")
 
-    def cancel(self, job: Job, why: str = "asked to") -> None:
+    def cancel(self, job: Job, why: str = "asked to", error: GigaamError | None = None) -> None:
         """Cancel a job that has not ended: a queued one leaves the line at once."""
         if job.terminal:
             return
@@ -194,12 +219,34 @@ class JobRegistry:
         job.cancel.set()
         if job.run is not None:
             self._worker.withdraw(job.run)
-        job.mark_cancelled()
+        job.mark_cancelled(error)
 
-    def close(self) -> None:
-        """Cancel every job that has not ended (the server is stopping)."""
-        for job in list(self._jobs.values()):
-            self.cancel(job, "the server is stopping")
+    def stop(self, *, queued_only: bool) -> int:
+        """The server is stopping: cancel the queued jobs (and the running one unless
+        `queued_only`), each with the error that tells its clients to retry, and record each
+        so that its id still answers after a restart. Returns how many were cancelled."""
+        self._stopping = True
+        doomed = [
+            job
+            for job in self._jobs.values()
+            if not job.terminal and (job.status == "queued" or not queued_only)
+        ]
+        for job in doomed:
+            progress = job.progress()
+            self.cancel(job, "the server is stopping", stopping_error("stopped this job first"))
+            if self._interrupted is not None:
+                self._interrupted.record(
+                    InterruptedJob(
+                        job.id,
+                        job.key,
+                        job.model,
+                        job.created_at,
+                        time.time(),
+                        progress.processed_s,
+                        progress.duration_s,
+                    )
+                )
+        return len(doomed)
 
     # -------------------------------------------------------------------- internals
 
@@ -219,6 +266,23 @@ class JobRegistry:
         self._ended(job)
         return job
 
+    def _adopt_interrupted(self, record: InterruptedJob) -> Job:
+        error = TranscriptionCancelledError(
+            f"The server stopped before transcription job '{record.job_id}' finished (it was "
+            "queued or running at shutdown); submit the audio again."
+        )
+        job = Job.ended_unfinished(
+            record.job_id,
+            record.key,
+            record.model,
+            record.created_at,
+            (record.processed_s, record.duration_s),
+            error,
+        )
+        self._jobs[job.id] = job
+        self._ended(job)
+        return job
+
     def _persist(self, job: Job, result: JobResult) -> None:
         """Worker thread: store a finished result before anyone hears of it."""
         if self._cache is not None:
@@ -227,6 +291,8 @@ class JobRegistry:
     def _ended(self, job: Job) -> None:
         if job.status != "done" and self._by_key.get(job.key) is job:
             del self._by_key[job.key]  # a failed or cancelled job is run afresh next time
+        if job.run is not None and self._on_end is not None:
+            self._on_end(job)
         job.run = None
         self._finished[job.id] = job
         self._finished.move_to_end(job.id)

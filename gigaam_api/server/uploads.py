@@ -1,7 +1,9 @@
 """A multipart upload streamed straight to one temporary file, under a size cap and deadlines.
 
 An oversized body is cut off at MAX_UPLOAD_MB, a stalled one after UPLOAD_IDLE_TIMEOUT_S, a
-crawling one below UPLOAD_MIN_RATE_KIB_S; the partial file is deleted at once. The file's
+crawling one below UPLOAD_MIN_RATE_KIB_S, one the disk has no room for (a declared length is
+checked before reading, the free space after every write); the partial file is deleted at once.
+The file's
 SHA-256 is computed as it is written (it names the job). Starlette's own form parser spools
 every file without a total limit, so the body is parsed here with python-multipart's streaming
 parser. Knows nothing of audio, forms' meaning or the model.
@@ -10,6 +12,7 @@ parser. Knows nothing of audio, forms' meaning or the model.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import os
 import re
@@ -26,6 +29,7 @@ from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from gigaam_api.server.disk import DiskRoom, is_out_of_space, out_of_space_error
 from gigaam_api.server.errors import InvalidFieldError, UploadTimeoutError, UploadTooLargeError
 
 FILE_FIELD = "file"
@@ -118,9 +122,10 @@ class _PartState:
 class _Receiver:
     """python-multipart callbacks that route parts to memory (fields) or disk (the file)."""
 
-    def __init__(self, directory: Path, limit_bytes: int) -> None:
+    def __init__(self, directory: Path, limit_bytes: int, room: DiskRoom | None) -> None:
         self.directory = directory
         self.limit_bytes = limit_bytes
+        self.room = room
         self.upload = Upload()
         self.part = _PartState()
         self.parts = 0
@@ -215,12 +220,21 @@ class _Receiver:
 
     def _store(self, file: BinaryIO, data: bytes) -> None:
         self.digest.update(data)
-        file.write(data)
+        try:
+            file.write(data)
+            file.flush()  # nothing left in a buffer for close() to fail on
+        except OSError as exc:
+            if is_out_of_space(exc):
+                raise out_of_space_error() from exc
+            raise
+        if self.room is not None:
+            self.room.ensure()
 
     def close(self) -> None:
-        if self.file is not None:
-            self.file.close()
-            self.file = None
+        file, self.file = self.file, None
+        if file is not None:
+            with contextlib.suppress(OSError):  # flushed already; only a failed write leaves data
+                file.close()
 
 
 def _boundary(request: Request) -> bytes:
@@ -235,14 +249,14 @@ def _boundary(request: Request) -> bytes:
     return boundary
 
 
-def _check_declared_length(request: Request, limit_bytes: int) -> None:
-    declared = request.headers.get("content-length")
-    if (
-        declared is not None
-        and declared.isdigit()
-        and int(declared) > limit_bytes + FIELDS_ALLOWANCE_BYTES
-    ):
+def _check_declared_length(request: Request, limit_bytes: int) -> int:
+    """The body's declared length (0 when not declared), refused at once when over the limit."""
+    declared = request.headers.get("content-length", "")
+    if not (declared.isascii() and declared.isdigit()):
+        return 0
+    if int(declared) > limit_bytes + FIELDS_ALLOWANCE_BYTES:
         raise UploadTooLargeError(limit_bytes)
+    return int(declared)
 
 
 async def _paced(request: Request, pace: UploadPace) -> AsyncIterator[bytes]:
@@ -262,22 +276,27 @@ async def _paced(request: Request, pace: UploadPace) -> AsyncIterator[bytes]:
         await stream.aclose()
 
 
-async def receive_upload(request: Request, directory: Path, limits: UploadLimits) -> Upload:
+async def receive_upload(
+    request: Request, directory: Path, limits: UploadLimits, room: DiskRoom | None = None
+) -> Upload:
     """Read the request body into one temporary file under `directory` plus the form fields.
 
     Stops reading the moment the file exceeds the size limit (or a declared Content-Length
-    already does), stalls or crawls; on any failure the partial file is deleted before the
-    error propagates.
+    already does), stalls, crawls or would leave the disk under `room`'s margin; on any failure
+    the partial file is deleted before the error propagates.
 
     Raises:
         UploadTooLargeError: the upload is over the limit.
         UploadTimeoutError: the upload stalled or is too slow.
+        InsufficientStorageError: the disk has no room for it (before reading when declared).
         InvalidFieldError: not multipart, malformed, or no 'file' part.
         starlette.requests.ClientDisconnect: the client went away mid-upload.
     """
     limit_bytes = limits.max_bytes
-    _check_declared_length(request, limit_bytes)
-    receiver = _Receiver(directory, limit_bytes)
+    declared_bytes = _check_declared_length(request, limit_bytes)
+    if room is not None:
+        room.ensure(declared_bytes)
+    receiver = _Receiver(directory, limit_bytes, room)
     parser = MultipartParser(
         _boundary(request),
         receiver.callbacks(),  # type: ignore[arg-type]  # a plain dict of the TypedDict's keys

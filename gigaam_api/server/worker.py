@@ -14,11 +14,21 @@ from collections import deque
 from collections.abc import Callable
 from typing import Protocol
 
-from gigaam_api.errors import QueueFullError
+from gigaam_api.errors import QueueFullError, ShuttingDownError
 
 logger = logging.getLogger(__name__)
 
 QUEUE_FULL_RETRY_AFTER_S = 5
+STOPPING_RETRY_AFTER_S = 10
+
+
+def stopping_error(what_happened: str) -> ShuttingDownError:
+    """503 with Retry-After: the server is stopping; another replica or a restart will answer."""
+    return ShuttingDownError(
+        f"The server is shutting down and {what_happened}; retry the request (another server, "
+        "or this one once it is back, will take it).",
+        retry_after_s=STOPPING_RETRY_AFTER_S,
+    )
 
 
 class WorkItem(Protocol):
@@ -60,6 +70,7 @@ class Worker:
         self._line: deque[WorkItem] = deque()
         self._current: WorkItem | None = None
         self._stopping = False
+        self._admitting = True
         self._thread = threading.Thread(target=self._run, name="gigaam-worker", daemon=True)
         self.completed = 0
         """Items that ran to an end (a result or a failure)."""
@@ -97,11 +108,17 @@ class Worker:
                     return index + 1
         return None
 
+    @property
+    def thread_alive(self) -> bool:
+        """The worker thread has not ended (after stop(): a batch is still running)."""
+        return self._thread.is_alive()
+
     def start(self) -> None:
         self._thread.start()
 
-    def stop(self, timeout_s: float = 10.0) -> None:
-        """Drop the waiting items, let the running one see its cancel, and join the thread."""
+    def stop(self, timeout_s: float | None = 10.0) -> None:
+        """Drop the waiting items, let the running one see its cancel, and join the thread
+        (for ever with `timeout_s=None`)."""
         with self._lock:
             self._stopping = True
             dropped = list(self._line)
@@ -112,13 +129,21 @@ class Worker:
         if self._thread.is_alive():
             self._thread.join(timeout_s)
 
+    def stop_admitting(self) -> None:
+        """Refuse every new request from now on (the server is stopping)."""
+        with self._lock:
+            self._admitting = False
+
     def admit(self) -> Slot:
         """Take a place for a new request.
 
         Raises:
+            ShuttingDownError: the server is stopping (503 with Retry-After).
             QueueFullError: MAX_QUEUE requests are already admitted (503 with Retry-After).
         """
         with self._lock:
+            if not self._admitting:
+                raise stopping_error("takes no new work")
             if self._active >= self.max_queue:
                 raise QueueFullError(
                     f"The server is busy: {self._active} transcriptions are queued or running "

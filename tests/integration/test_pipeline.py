@@ -57,6 +57,14 @@ class RecordingEngine:
     def device(self) -> str:
         return self._engine.device
 
+    @property
+    def engine(self) -> str:
+        return self._engine.engine
+
+    @property
+    def precision(self) -> str:
+        return self._engine.precision
+
     def transcribe_batch(
         self, waveforms: Sequence[Waveform], *, word_timestamps: bool = True
     ) -> list[ChunkResult]:

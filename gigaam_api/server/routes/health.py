@@ -1,5 +1,11 @@
-"""GET /health: public liveness and readiness, with download progress while the model loads,
-and the queue (each job's progress and ETA, never its id) and result cache once it runs."""
+"""GET /health and GET /ready, both public like /metrics.
+
+/health: the process is alive, with the model's state (download progress while it loads), the
+queue (each job's progress and ETA, never its id) and the result cache once it runs; 200 while
+it runs, also while it stops (`"status": "stopping"`). /ready: whether to send it work now —
+200 once the model is loaded, 503 with Retry-After while loading, after a load failure and from
+the stop signal on (what a load balancer's health check should ask).
+"""
 
 from __future__ import annotations
 
@@ -11,6 +17,7 @@ from fastapi.responses import JSONResponse
 from gigaam_api.server.deps import RuntimeDep
 from gigaam_api.server.runtime import LOADING_RETRY_AFTER_S, Runtime
 from gigaam_api.server.views import queue_view
+from gigaam_api.server.worker import STOPPING_RETRY_AFTER_S
 
 router = APIRouter(tags=["health"])
 
@@ -34,7 +41,7 @@ async def health(runtime: RuntimeDep) -> JSONResponse:
     if snapshot.transcriber is not None:
         return JSONResponse(
             {
-                "status": "ok",
+                "status": "stopping" if runtime.lifecycle.stopping else "ok",
                 "model": snapshot.transcriber.model_id,
                 "device": snapshot.transcriber.device,
                 "loaded": True,
@@ -64,3 +71,20 @@ async def health(runtime: RuntimeDep) -> JSONResponse:
             else round(100 * progress.done_bytes / progress.total_bytes, 1),
         }
     return JSONResponse(body, status_code=503, headers={"Retry-After": str(LOADING_RETRY_AFTER_S)})
+
+
+@router.get("/ready", summary="Whether to send this server work now (public)")
+async def ready(runtime: RuntimeDep) -> JSONResponse:
+    """200 `{"status": "ready"}` when the model is loaded and no stop signal came; otherwise 503
+    with `status` loading, error or stopping (and Retry-After unless the load failed)."""
+    snapshot = runtime.model.snapshot()
+    if runtime.lifecycle.stopping:
+        return JSONResponse(
+            {"status": "stopping"},
+            status_code=503,
+            headers={"Retry-After": str(STOPPING_RETRY_AFTER_S)},
+        )
+    if snapshot.transcriber is not None:
+        return JSONResponse({"status": "ready", "model": snapshot.transcriber.model_id})
+    headers = {} if snapshot.status == "error" else {"Retry-After": str(LOADING_RETRY_AFTER_S)}
+    return JSONResponse({"status": snapshot.status}, status_code=503, headers=headers)

@@ -118,6 +118,14 @@ class ScriptedTranscriber:
     def device(self) -> str:
         return "cpu"
 
+    @property
+    def engine(self) -> str:
+        return "scripted"
+
+    @property
+    def precision(self) -> str:
+        return "fp32"
+
     def transcribe(
         self, path: Path, options: TranscribeOptions, cancel: threading.Event
     ) -> ScriptedRun:

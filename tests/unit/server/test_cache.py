@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from gigaam_api.server import cache as cache_module
 from gigaam_api.server.cache import ResultCache
 from gigaam_api.server.jobs import JobResult
 from gigaam_api.types import Segment, Word
@@ -125,10 +126,29 @@ def test_a_new_result_for_a_key_replaces_the_old_file(tmp_path: Path) -> None:
 
 
 def test_leftover_temp_files_are_removed_and_foreign_files_left_alone(tmp_path: Path) -> None:
-    (tmp_path / "crashed.tmp").write_bytes(b"half")
+    crashed = tmp_path / "crashed.tmp"
+    crashed.write_bytes(b"half")
+    an_hour_ago = time.time() - 3600
+    os.utime(crashed, (an_hour_ago, an_hour_ago))
+    (tmp_path / "writing.tmp").write_bytes(b"another replica is writing this one now")
     (tmp_path / "notes.txt").write_text("mine")
     open_cache(tmp_path)
-    assert sorted(path.name for path in tmp_path.iterdir()) == ["notes.txt"]
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["notes.txt", "writing.tmp"]
+
+
+def test_replicas_sharing_the_directory_see_each_others_results(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(cache_module, "REFRESH_S", 0.0)
+    first, second = open_cache(tmp_path), open_cache(tmp_path)
+    first.put(KEY, JOB_ID, "v3_ctc", RESULT)
+    by_id = second.get_by_id(JOB_ID)
+    assert by_id is not None and by_id.result == RESULT
+    found = second.get(KEY)
+    assert found is not None and found.job_id == JOB_ID
+    entry_file(tmp_path).unlink()  # swept by the other replica
+    assert second.get(KEY) is None
+    assert len(second) == 0
 
 
 def test_an_unwritable_directory_fails_to_open(tmp_path: Path) -> None:

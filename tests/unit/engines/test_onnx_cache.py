@@ -11,6 +11,7 @@ import shutil
 import tempfile
 import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -151,12 +152,9 @@ def test_another_checkpoint_of_the_same_name_triggers_a_re_export(
     assert load_manifest(directory).checkpoint.md5 == md5_of_file(checkpoint)
 
 
-def _rewrite_manifest(directory: Path, **changes: object) -> None:
-    manifest = load_manifest(directory)
-    (directory / MANIFEST_FILE).write_text(
-        dataclasses.replace(manifest, **changes).to_json(),
-        encoding="utf-8",  # type: ignore[arg-type]
-    )
+def _rewrite_manifest(directory: Path, **changes: Any) -> None:
+    changed = dataclasses.replace(load_manifest(directory), **changes)
+    (directory / MANIFEST_FILE).write_text(changed.to_json(), encoding="utf-8")
 
 
 @pytest.mark.parametrize(

@@ -40,10 +40,32 @@ def _cpu_name() -> str:
     return platform.processor() or "unknown"
 
 
+_FLAGS = {
+    "avx2": "AVX2",
+    "fma": "FMA",
+    "avx512f": "AVX-512",
+    "avx512_vnni": "AVX-512 VNNI",
+    "avx_vnni": "AVX-VNNI",
+    "amx_int8": "AMX-INT8",
+}
+
+
+def cpu_flags() -> str:
+    """The instruction-set extensions that decide int8 and fp32 speed, as /proc/cpuinfo lists."""
+    cpuinfo = Path("/proc/cpuinfo")
+    if not cpuinfo.exists():
+        return "unknown"
+    for line in cpuinfo.read_text().splitlines():
+        if line.startswith("flags"):
+            present = set(line.split(":", 1)[1].split())
+            return ", ".join(name for flag, name in _FLAGS.items() if flag in present) or "none"
+    return "unknown"
+
+
 def report_header(extra: str = "") -> str:
     """The machine, the commit and the command line, for pasting beside the figures."""
     machine = (
-        f"machine: {platform.platform()}, {_cpu_name()}, {os.cpu_count()} logical CPUs, "
-        f"python {platform.python_version()}{extra}"
+        f"machine: {platform.platform()}, {_cpu_name()} ({cpu_flags()}), {os.cpu_count()} "
+        f"logical CPUs, python {platform.python_version()}{extra}"
     )
     return f"{machine}\ncommit: {_git_commit()}"

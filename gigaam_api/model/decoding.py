@@ -123,6 +123,9 @@ def rnnt_greedy(
                 token_ids[sample].append(label)
                 token_frames[sample].append(frame)
                 token_logprobs[sample].append(logprob)
+            if active.size == batch:  # every sample advances: no gather and scatter
+                pred, (h, c) = network.predict(labels, (h, c))
+                continue
             step_pred, (step_h, step_c) = network.predict(labels, (h[:, active], c[:, active]))
             pred[active] = step_pred
             h[:, active] = step_h

@@ -28,37 +28,49 @@ def _sigmoid(x: FloatArray) -> FloatArray:
 class RnntPredictorJoint:
     """One-layer-or-more LSTM predictor plus joint network, stepped by decoding.rnnt_greedy.
 
-    Implements decoding.RnntNetwork. The embedding and the first layer's input weights are folded
-    into one table of input gates per label ([C + 1, 4P]; the extra row is "no label", a zero
-    input), so a step costs one [N, P] × [P, 4P] product per layer.
+    Implements decoding.RnntNetwork. Laid out for a step of few numpy calls (the search makes
+    one per emitted token, so their count is its cost): the embedding and the first layer's input
+    weights are folded into one table of input gates per label ([C + 1, 4P]; the extra row is "no
+    label", a zero input); gate columns are reordered i, f, o, g and the sigmoid gates' weights
+    halved, so one tanh over all gates gives σ(x) = (1 + tanh(x / 2)) / 2 for three of them
+    (halving is exact in binary floating point).
     """
 
     def __init__(self, weights: Mapping[str, npt.NDArray[np.floating]]) -> None:
         def array(name: str) -> FloatArray:
             if name not in weights:
                 raise ValueError(f"the RNN-T weights lack {name!r}")
-            return np.ascontiguousarray(weights[name], dtype=np.float32)
+            return np.asarray(weights[name], dtype=np.float32)
 
         embed = array("decoder.embed.weight")  # [C, P]
         self.num_classes, self.hidden = int(embed.shape[0]), int(embed.shape[1])
         self.layers = sum(1 for name in weights if name.startswith("decoder.lstm.weight_ih_l"))
         if self.layers == 0:
             raise ValueError("the RNN-T weights hold no LSTM layer")
-        inputs = np.vstack((embed, np.zeros((1, self.hidden), dtype=np.float32)))
+        p = self.hidden
+        # PyTorch's gate rows are i, f, g, o; here columns i, f, o, g, sigmoid ones halved
+        order = np.concatenate(
+            [np.arange(0, 2 * p), np.arange(3 * p, 4 * p), np.arange(2 * p, 3 * p)]
+        )
+        scale = np.concatenate([np.full(3 * p, 0.5), np.ones(p)]).astype(np.float32)
+
+        def gate_columns(matrix: FloatArray) -> FloatArray:  # [4P, in] → [in, 4P]
+            return np.ascontiguousarray(matrix[order].T * scale)
+
         self._input_weights: list[FloatArray] = []
         self._recurrent_weights: list[FloatArray] = []
         self._biases: list[FloatArray] = []
         for layer in range(self.layers):
             suffix = f"_l{layer}"
-            self._input_weights.append(array("decoder.lstm.weight_ih" + suffix).T.copy())
-            self._recurrent_weights.append(array("decoder.lstm.weight_hh" + suffix).T.copy())
-            self._biases.append(
-                array("decoder.lstm.bias_ih" + suffix) + array("decoder.lstm.bias_hh" + suffix)
-            )
+            self._input_weights.append(gate_columns(array("decoder.lstm.weight_ih" + suffix)))
+            self._recurrent_weights.append(gate_columns(array("decoder.lstm.weight_hh" + suffix)))
+            bias = array("decoder.lstm.bias_ih" + suffix) + array("decoder.lstm.bias_hh" + suffix)
+            self._biases.append(bias[order] * scale)
+        inputs = np.vstack((embed, np.zeros((1, p), dtype=np.float32)))
         self._label_gates: FloatArray = inputs @ self._input_weights[0] + self._biases[0]
-        self._pred_weight = array("joint.pred.weight").T.copy()  # [P, J]
+        self._pred_weight = np.ascontiguousarray(array("joint.pred.weight").T)  # [P, J]
         self._pred_bias = array("joint.pred.bias")
-        self._out_weight = array("joint.joint_net.1.weight").T.copy()  # [J, C]
+        self._out_weight = np.ascontiguousarray(array("joint.joint_net.1.weight").T)  # [J, C]
         self._out_bias = array("joint.joint_net.1.bias")
 
     @property
@@ -75,28 +87,35 @@ class RnntPredictorJoint:
         h, c = state
         new_h = np.empty_like(h)
         new_c = np.empty_like(c)
-        layer_input: FloatArray | None = None
+        p3 = 3 * self.hidden
         for layer in range(self.layers):
             gates = h[layer] @ self._recurrent_weights[layer]
-            if layer_input is None:
+            if layer == 0:
                 gates += self._label_gates[labels]
             else:
-                gates += layer_input @ self._input_weights[layer] + self._biases[layer]
-            i, f, g, o = np.split(gates, 4, axis=1)  # PyTorch's gate order
-            new_c[layer] = _sigmoid(f) * c[layer] + _sigmoid(i) * np.tanh(g)
-            new_h[layer] = _sigmoid(o) * np.tanh(new_c[layer])
-            layer_input = new_h[layer]
-        projected: FloatArray = new_h[-1] @ self._pred_weight + self._pred_bias
+                gates += new_h[layer - 1] @ self._input_weights[layer] + self._biases[layer]
+            np.tanh(gates, out=gates)
+            sigmoids = gates[:, :p3] * 0.5 + 0.5  # i, f, o
+            p = self.hidden
+            cell = new_c[layer]
+            np.multiply(sigmoids[:, p : 2 * p], c[layer], out=cell)
+            cell += sigmoids[:, :p] * gates[:, p3:]
+            np.multiply(sigmoids[:, 2 * p :], np.tanh(cell), out=new_h[layer])
+        projected: FloatArray = new_h[-1] @ self._pred_weight
+        projected += self._pred_bias
         return projected, (new_h, new_c)
 
     def joint_best(
         self, enc_projected: FloatArray, pred_projected: FloatArray
     ) -> tuple[IntArray, FloatArray]:
         """[N, J] + [N, J] → the most likely class per row [N] and its log-probability [N]."""
-        hidden = np.maximum(enc_projected + pred_projected, 0.0)
-        logits = hidden @ self._out_weight + self._out_bias  # [N, C]
+        hidden = enc_projected + pred_projected
+        np.maximum(hidden, 0.0, out=hidden)
+        logits = hidden @ self._out_weight
+        logits += self._out_bias  # [N, C]
         best = logits.argmax(axis=1)
-        top = logits[np.arange(logits.shape[0]), best]
-        log_norm = np.log(np.exp(logits - top[:, None]).sum(axis=1))
-        logprob: FloatArray = (-log_norm).astype(np.float32)
-        return best.astype(np.int64), logprob
+        top = np.take_along_axis(logits, best[:, None], axis=1)
+        logits -= top
+        np.exp(logits, out=logits)
+        logprob: FloatArray = -np.log(logits.sum(axis=1))
+        return best, logprob

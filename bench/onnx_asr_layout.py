@@ -55,7 +55,9 @@ class _DecoderStep(nn.Module):
     def forward(
         self, label: torch.Tensor, h: torch.Tensor, c: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        output, (h_next, c_next) = self.lstm(self.embed(label).transpose(0, 1), (h, c))
+        # the plain lookup: Embedding's padding_idx check reads a traced size as a Python bool
+        embedded = nn.functional.embedding(label, self.embed.weight)
+        output, (h_next, c_next) = self.lstm(embedded.transpose(0, 1), (h, c))
         return output.transpose(0, 1), h_next, c_next  # dec [1, 1, P]
 
 

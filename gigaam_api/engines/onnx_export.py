@@ -19,6 +19,7 @@ import sys
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import onnx
@@ -63,11 +64,13 @@ def export_graph(
     """Trace `module` into an ONNX file with the TorchScript exporter at OPSET.
 
     Raises:
-        torch.jit.TracerWarning: a Python value computed from a tensor would be frozen into
-            the graph (the graph would then be wrong for other lengths).
+        torch.jit.TracerWarning: with dynamic axes, a Python value computed from a tensor would
+            be frozen into the graph (the graph would then be wrong for other lengths). A graph
+            without dynamic axes has one shape, so there the warnings are ignored.
     """
+    tracer_warnings: Literal["error", "ignore"] = "error" if dynamic_axes else "ignore"
     with warnings.catch_warnings(), torch.inference_mode(False), torch.no_grad():
-        warnings.simplefilter("error", torch.jit.TracerWarning)  # type: ignore[attr-defined]  # public, not re-exported
+        warnings.simplefilter(tracer_warnings, torch.jit.TracerWarning)  # type: ignore[attr-defined]  # public, not re-exported
         # the exporter announces its own deprecation and notes Slice folds it skips (v1/v2)
         warnings.filterwarnings("ignore", category=DeprecationWarning)
         warnings.filterwarnings("ignore", message="Constant folding", category=UserWarning)

@@ -25,8 +25,6 @@ from pathlib import Path
 import numpy as np
 
 from bench.common import REPO, SAMPLE_RATE, report_header
-from bench.fidelity import agreement, decode_share_report, fixtures_report
-from bench.spinning import spinning_report
 from gigaam_api.engines.onnx_cache import GRAPH_FILE, export_directories
 
 CLIP_S = 20
@@ -159,6 +157,8 @@ def _prepare(work: Path, models: list[str]) -> dict[str, float]:
 
 
 def _table(model: str, rows: list[Measurement]) -> str:
+    from bench.fidelity import agreement
+
     base = next(r for r in rows if (r.runtime, r.precision) == ("torch", "fp32"))
     fp32_text = {r.runtime: r.text for r in rows if r.precision == "fp32"}
     lines = [
@@ -189,6 +189,10 @@ def main() -> None:
         result = measure(runtime, precision, model, Path(work), args.threads)
         sys.stdout.write(json.dumps(asdict(result)) + "\n")
         return
+
+    # imported here, not at the top: the measuring children must not carry torch and onnx
+    from bench.fidelity import decode_share_report, fixtures_report
+    from bench.spinning import spinning_report
 
     models = args.models.split(",")
     work = Path(tempfile.mkdtemp(prefix="gigaam-bench-engines-"))

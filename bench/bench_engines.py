@@ -177,6 +177,17 @@ def _table(model: str, rows: list[Measurement]) -> str:
     return "\n".join(lines)
 
 
+def _int8_error(work: Path, model: str) -> str:
+    """Relative error of the int8 frame outputs against the same runtime's fp32 ones."""
+    errors = []
+    for runtime in ("onnx", "torch"):
+        fp32, int8 = (
+            np.load(work / f"outputs-{runtime}-{p}-{model}.npy") for p in ("fp32", "int8")
+        )
+        errors.append(f"{runtime} {np.linalg.norm(int8 - fp32) / np.linalg.norm(fp32):.4f}")
+    return f"int8 frame outputs against fp32, relative error: {', '.join(errors)}"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--threads", type=int, default=2)
@@ -211,7 +222,10 @@ def main() -> None:
                     key = (model, runtime, precision)
                     if key not in best or result.total_s < best[key].total_s:
                         best[key] = result
-        sections = [_table(m, [best[(m, r, p)] for r, p in CONFIGS]) for m in models]
+        sections = [
+            _table(m, [best[(m, r, p)] for r, p in CONFIGS]) + "\n" + _int8_error(work, m)
+            for m in models
+        ]
         extra = []
         if "v3_rnnt" in models:
             extra.append(decode_share_report(work, args.threads))

@@ -313,6 +313,7 @@ def _export_into(
             os.replace(directory, retired)
         os.replace(staging, directory)
         shutil.rmtree(retired, ignore_errors=True)
+        logger.info("Exported %s (%s) into %s", model_id, precision, directory)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 
@@ -339,4 +340,3 @@ def _run_export_child(
         raise ExportError(
             f"Exporting {checkpoint.name} to ONNX failed (exit code {child.returncode}):\n{details}"
         )
-    logger.info("Exported %s (%s) into %s", model_id, precision, out)

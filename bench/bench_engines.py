@@ -132,6 +132,7 @@ def measure(runtime: str, precision: str, model: str, work: Path, threads: int) 
         t2 = time.perf_counter()
         best_run, best_decode = min(best_run, t1 - t0), min(best_decode, t2 - t1)
     peak = _rss_mb("VmHWM")
+    np.save(work / f"outputs-{runtime}-{precision}-{model}.npy", outputs)
     return Measurement(runtime, precision, model, load_s, best_run, best_decode,
                        max(loading_peak, peak), peak, text)  # fmt: skip
 

@@ -78,8 +78,9 @@ def measure_one(
             features, feature_lengths = network.preprocessor(batch, lengths)
             t1 = time.perf_counter()
             encoded, encoded_lengths = network.encoder(features, feature_lengths)
+            outputs = network.head(encoded)
             t2 = time.perf_counter()
-            decoded = network.decode(encoded, encoded_lengths)
+            decoded = engine.decoder.decode(outputs.numpy(), encoded_lengths.numpy())
             texts = [engine.tokenizer.decode(tokens.token_ids) for tokens in decoded]
             t3 = time.perf_counter()
         assert len(texts) == batch.shape[0]

@@ -22,6 +22,7 @@ from gigaam_api.formats import FORMATS, RESPONSE_FORMATS, ResponseFormat, render
 from gigaam_api.progress import ProgressBar
 
 if TYPE_CHECKING:
+    from gigaam_api.engines.onnx_cache import Precision
     from gigaam_api.settings import Settings
     from gigaam_api.types import DownloadProgress, Transcriber
 
@@ -120,10 +121,15 @@ class _DownloadReporter:
 
 def _download(args: argparse.Namespace) -> None:
     settings = _load_settings()
+    from gigaam_api.engines.selection import choose_engine
     from gigaam_api.errors import GigaamError
     from gigaam_api.weights import resolve_weights
 
-    models_dir = Path(settings.models_dir)
+    models_dir = Path(settings.models_dir).expanduser()
+    try:
+        export = not args.no_export and choose_engine(settings.engine, settings.device) == "onnx"
+    except GigaamError as exc:
+        raise CliError(str(exc), EXIT_USAGE) from exc
     for model in args.models or [settings.model]:
         reporter = _DownloadReporter()
         try:
@@ -137,6 +143,25 @@ def _download(args: argparse.Namespace) -> None:
             files.append(weights.tokenizer_path)
         size_bytes = sum(path.stat().st_size for path in files)
         print(f"{weights.model_id}: ready, {format_bytes(size_bytes)} in {files[0].parent}")
+        if export:
+            _export_onnx(weights.model_id, files[0], weights.tokenizer_path, settings)
+
+
+def _export_onnx(
+    model_id: str, checkpoint: Path, tokenizer: Path | None, settings: Settings
+) -> None:
+    """Prepare the ONNX graph the server will load (QUANTIZE_INT8 picks the precision)."""
+    from gigaam_api.engines.onnx_cache import prepare_export
+    from gigaam_api.errors import GigaamError
+
+    precision: Precision = "int8" if settings.quantize_int8 else "fp32"
+    print(f"{model_id}: exporting the {precision} ONNX graph (a minute or two the first time)...")
+    try:
+        directory = prepare_export(checkpoint, tokenizer, precision=precision, model_id=model_id)
+    except GigaamError as exc:
+        raise CliError(f"{model_id}: {exc}") from exc
+    size_bytes = sum(path.stat().st_size for path in directory.iterdir())
+    print(f"{model_id}: ONNX {precision} ready, {format_bytes(size_bytes)} in {directory}")
 
 
 # ------------------------------------------------------------------------------ models
@@ -354,10 +379,16 @@ def build_parser() -> argparse.ArgumentParser:
     serve.set_defaults(handler=_serve)
 
     download = commands.add_parser(
-        "download", help="fetch and verify model weights into MODELS_DIR, then exit"
+        "download",
+        help="fetch and verify model weights into MODELS_DIR, export the ONNX graph, then exit",
     )
     download.add_argument(
         "models", nargs="*", metavar="MODEL", help="official model names (default: MODEL)"
+    )
+    download.add_argument(
+        "--no-export",
+        action="store_true",
+        help="skip exporting the ONNX graph (done by default when ENGINE picks onnx)",
     )
     download.set_defaults(handler=_download)
 

@@ -9,7 +9,8 @@ GigaamError
 │   ├── UnknownModelError       a name that is neither a known model nor an existing file
 │   ├── CheckpointError         unreadable, unexpected layout or shapes
 │   │   └── UnsafeCheckpointError   the pickle asks for something outside the allowlist
-│   └── TokenizerError          the SentencePiece file is missing or unreadable
+│   ├── TokenizerError          the SentencePiece file is missing or unreadable
+│   └── ExportError             exporting the network to ONNX failed, or no place to cache it
 ├── WeightsError                fetching weights failed
 │   ├── WeightsDownloadError    network/HTTP failure after the retries
 │   ├── WeightsChecksumError    the file's MD5 is not the official one (file removed)
@@ -74,6 +75,10 @@ class UnsafeCheckpointError(CheckpointError):
 
 class TokenizerError(ModelError):
     """The SentencePiece tokenizer file is missing or unreadable."""
+
+
+class ExportError(ModelError):
+    """Exporting the network to ONNX failed, or there is no writable place to cache the graph."""
 
 
 class WeightsError(GigaamError):

@@ -15,9 +15,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from gigaam_api.formats import ResponseFormat
 from gigaam_api.types import ChunkingOptions, TranscribeOptions, VadOptions
-from gigaam_api.weights import OFFICIAL_MODELS, model_id, official_name
-
-OFFICIAL_WEIGHTS_URL = "https://cdn.chatwm.opensmodel.sberdevices.ru/GigaAM"
+from gigaam_api.weights import OFFICIAL_MODELS, OFFICIAL_WEIGHTS_URL, model_id, official_name
 
 CsvList = Annotated[list[str], NoDecode]
 
@@ -44,11 +42,13 @@ class Settings(BaseSettings):
     weights_url: str = OFFICIAL_WEIGHTS_URL
     """Base URL the weights are fetched from."""
     quantize_int8: bool = False
-    """Dynamic int8 quantization of the encoder's linear layers (CPU only)."""
+    """int8 weights (CPU): ONNX Runtime's s8 per-channel MatMul graph, or torch's dynamic
+    quantization of the encoder's Linear layers."""
     batch_size: int = Field(default=4, ge=1, le=64)
     """VAD chunks per forward pass on long audio."""
-    num_threads: int = Field(default=4, ge=1, le=256)
-    """torch intra-op threads."""
+    num_threads: int | None = Field(default=None, ge=1, le=256)
+    """Intra-op threads of the engine; unset (or empty) = the CPUs the process may use (the
+    cgroup quota, e.g. a compose `cpus:` limit, else the affinity mask)."""
     max_upload_mb: int = Field(default=2048, ge=1)
     """Largest accepted upload, in MiB."""
     max_audio_seconds: float = Field(default=36000.0, ge=0)
@@ -113,6 +113,15 @@ class Settings(BaseSettings):
     min_free_disk_mb: int = Field(default=256, ge=0)
     """Free space (MiB) that uploads must leave in TEMP_DIR; one that would leave less is refused
     with 503 insufficient_storage, before its body is read when it declares its length."""
+
+    # ONNX Runtime engine (issue 8)
+    engine: Literal["auto", "onnx", "torch"] = "auto"
+    """auto: ONNX Runtime on the CPU, torch on a GPU; onnx or torch force one."""
+
+    @field_validator("num_threads", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
 
     @field_validator("log_level", mode="before")
     @classmethod

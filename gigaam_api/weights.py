@@ -31,6 +31,8 @@ from gigaam_api.types import DownloadProgress
 
 logger = logging.getLogger(__name__)
 
+OFFICIAL_WEIGHTS_URL = "https://cdn.chatwm.opensmodel.sberdevices.ru/GigaAM"
+"""Upstream's CDN (facts §1.1); WEIGHTS_URL may name a mirror with the same file names."""
 DOWNLOAD_ATTEMPTS = 4
 RETRY_BASE_DELAY_S = 2.0
 """Backoff before retry n (1-based) is RETRY_BASE_DELAY_S × 2^(n−1)."""

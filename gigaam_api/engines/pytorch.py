@@ -1,7 +1,8 @@
-"""The PyTorch engine: runs the GigaAM network on a batch of waveforms and assembles ChunkResults.
+"""The PyTorch engine: runs the GigaAM network on a batch of waveforms (CPU, CUDA or MPS).
 
-Owns the runtime policy (device choice, intra-op threads, int8 quantization, inference_mode);
-knows nothing of files beyond loading, VAD, chunking or HTTP.
+Owns the torch runtime policy (device choice, intra-op threads, int8 quantization,
+inference_mode); decoding and ChunkResults come from engines/network.py. Knows nothing of VAD,
+chunking or HTTP.
 """
 
 from __future__ import annotations
@@ -11,16 +12,14 @@ import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch import nn
 
 from gigaam_api.engines.base import Waveform
+from gigaam_api.engines.network import NetworkEngine, mono_arrays, pad_batch
 from gigaam_api.errors import ModelError
-from gigaam_api.model.gigaam import GigaAM, LoadedModel, load_model
-from gigaam_api.model.timestamps import frame_shift_s, words_from_tokens
-from gigaam_api.model.tokenizer import Tokenizer
-from gigaam_api.types import SAMPLE_RATE, ChunkResult, Word
+from gigaam_api.model.gigaam import GigaAM, LoadedNetwork, load_network
+from gigaam_api.model.transducer import FloatArray, IntArray
 
 logger = logging.getLogger(__name__)
 
@@ -56,25 +55,24 @@ def quantize_encoder_int8(network: GigaAM) -> None:
         )
 
 
-def _mono_arrays(waveforms: Sequence[Waveform]) -> list[Waveform]:
-    arrays = [np.asarray(waveform, dtype=np.float32) for waveform in waveforms]
-    for array in arrays:
-        if array.ndim != 1:
-            raise ValueError(f"a waveform must be 1-D mono samples, got shape {array.shape}")
-    return arrays
-
-
-class TorchEngine:
+class TorchEngine(NetworkEngine):
     """gigaam_api.engines.base.Engine on PyTorch. Build it with from_files()."""
 
     def __init__(
-        self, loaded: LoadedModel, *, model_id: str, device: str, precision: str = "fp32"
+        self, loaded: LoadedNetwork, *, model_id: str, device: str, precision: str = "fp32"
     ) -> None:
-        self._network = loaded.network
-        self._tokenizer = loaded.tokenizer
-        self._model_id = model_id
-        self._device = device
-        self._precision = precision
+        network = loaded.network
+        super().__init__(
+            model_id=model_id,
+            device=device,
+            engine="torch",
+            precision=precision,
+            tokenizer=loaded.tokenizer,
+            decoder=network.greedy_decoder(),
+            min_samples=network.min_samples,
+            min_batch_samples=network.min_batch_samples,
+        )
+        self._network = network
 
     @classmethod
     def from_files(
@@ -104,7 +102,7 @@ class TorchEngine:
         if num_threads is not None:
             torch.set_num_threads(num_threads)
         resolved = resolve_device(device)
-        loaded = load_model(checkpoint_path, tokenizer_path, device=resolved)
+        loaded = load_network(checkpoint_path, tokenizer_path, device=resolved)
         precision = "fp32"
         if quantize_int8:
             if resolved == "cpu":
@@ -114,7 +112,7 @@ class TorchEngine:
             else:
                 logger.warning("QUANTIZE_INT8 applies to CPU only; ignored on %s", resolved)
         logger.info(
-            "Engine ready: model %s on %s, %d intra-op threads",
+            "Engine ready: model %s on torch %s, %d intra-op threads",
             model_id,
             resolved,
             torch.get_num_threads(),
@@ -122,41 +120,17 @@ class TorchEngine:
         return cls(loaded, model_id=model_id, device=resolved, precision=precision)
 
     @property
-    def model_id(self) -> str:
-        return self._model_id
-
-    @property
-    def device(self) -> str:
-        return self._device
-
-    @property
-    def engine(self) -> str:
-        return "torch"
-
-    @property
-    def precision(self) -> str:
-        return self._precision
-
-    @property
-    def tokenizer(self) -> Tokenizer:
-        return self._tokenizer
-
-    @property
     def network(self) -> GigaAM:
         """The underlying nn.Module (eval mode), for callers that need the raw network."""
         return self._network
 
-    def _batch(self, waveforms: Sequence[Waveform]) -> tuple[torch.Tensor, torch.Tensor]:
-        """Zero-pad 1-D waveforms into [B, N] float32 on the device, with [B] lengths."""
-        arrays = _mono_arrays(waveforms)
-        lengths = [array.shape[0] for array in arrays]
-        batch = np.zeros((len(arrays), max(lengths, default=0)), dtype=np.float32)
-        for row, array in enumerate(arrays):
-            batch[row, : array.shape[0]] = array
-        return (
-            torch.from_numpy(batch).to(self._device),
-            torch.tensor(lengths, dtype=torch.long, device=self._device),
-        )
+    def _tensors(self, batch: FloatArray, lengths: IntArray) -> tuple[torch.Tensor, torch.Tensor]:
+        return torch.from_numpy(batch).to(self.device), torch.from_numpy(lengths).to(self.device)
+
+    def _run(self, batch: FloatArray, lengths: IntArray) -> tuple[FloatArray, IntArray]:
+        with torch.inference_mode():
+            outputs, frames = self._network(*self._tensors(batch, lengths))
+            return outputs.float().cpu().numpy(), frames.cpu().numpy()
 
     def encode(self, waveforms: Sequence[Waveform]) -> tuple[torch.Tensor, torch.Tensor]:
         """Encoder output of each waveform: ([B, d, T'] float32 on CPU, [B] int64 valid frames).
@@ -166,46 +140,7 @@ class TorchEngine:
         """
         if not waveforms:
             raise ValueError("encode() needs at least one waveform")
+        batch, lengths = pad_batch(mono_arrays(waveforms), self._network.min_batch_samples)
         with torch.inference_mode():
-            encoded, lengths = self._network(*self._batch(waveforms))
-            return encoded.float().cpu(), lengths.cpu()
-
-    def ctc_log_probs(self, waveforms: Sequence[Waveform]) -> tuple[torch.Tensor, torch.Tensor]:
-        """Per-frame CTC log-probabilities ([B, T', C] on CPU, blank = C − 1) and [B] frames.
-
-        Raises:
-            TypeError: the model has an RNN-T head.
-        """
-        if not waveforms:
-            raise ValueError("ctc_log_probs() needs at least one waveform")
-        with torch.inference_mode():
-            encoded, lengths = self._network(*self._batch(waveforms))
-            return self._network.ctc_log_probs(encoded).cpu(), lengths.cpu()
-
-    def transcribe_batch(
-        self, waveforms: Sequence[Waveform], *, word_timestamps: bool = True
-    ) -> list[ChunkResult]:
-        """Transcribe each waveform (see Engine.transcribe_batch); word times are chunk-local."""
-        arrays = _mono_arrays(waveforms)
-        results = [ChunkResult(text="") for _ in arrays]
-        usable = [
-            index
-            for index, array in enumerate(arrays)
-            if array.shape[0] >= self._network.min_samples
-        ]
-        if not usable:
-            return results
-        with torch.inference_mode():
-            encoded, lengths = self._network(*self._batch([arrays[i] for i in usable]))
-            decoded = self._network.decode(encoded, lengths)
-        for index, tokens, frames in zip(usable, decoded, lengths.tolist(), strict=True):
-            words: tuple[Word, ...] = ()
-            if word_timestamps:
-                shift = frame_shift_s(arrays[index].shape[0] / SAMPLE_RATE, frames)
-                words = words_from_tokens(tokens.token_ids, tokens.frames, self._tokenizer, shift)
-            results[index] = ChunkResult(
-                text=self._tokenizer.decode(tokens.token_ids).strip(),
-                words=words,
-                avg_logprob=tokens.avg_logprob,
-            )
-        return results
+            encoded, frames = self._network.encode(*self._tensors(batch, lengths))
+            return encoded.float().cpu(), frames.cpu()

@@ -27,6 +27,21 @@ def _time_mask(lengths: torch.Tensor, frames: int) -> torch.Tensor:
     return torch.arange(frames, device=lengths.device)[None, :] < lengths[:, None]
 
 
+class PointwiseConv1d(nn.Conv1d):
+    """A kernel-1 Conv1d (official weight [out, in, 1]) applied channel-last as a matrix product.
+
+    [B, T, in] → [B, T, out]. The same numbers as the convolution, but torch runs it as a GEMM
+    without transposes and an exported graph gets a MatMul, which int8 quantization covers
+    (ONNX Runtime quantizes MatMul, not Conv; see D-043).
+    """
+
+    def __init__(self, in_channels: int, out_channels: int) -> None:
+        super().__init__(in_channels, out_channels, kernel_size=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return nn.functional.linear(x, self.weight[:, :, 0], self.bias)
+
+
 class Subsampling(nn.Module):
     """Stride-2 convolutions with ReLU (conv1d: v3; conv2d + Linear: v1/v2).
 
@@ -105,23 +120,23 @@ class ConvolutionModule(nn.Module):
         super().__init__()
         d, kernel = config.d_model, config.conv_kernel_size
         self.layer_norm = config.conv_norm_type == "layer_norm"
-        self.pointwise_conv1 = nn.Conv1d(d, 2 * d, 1)
+        self.pointwise_conv1 = PointwiseConv1d(d, 2 * d)
         self.depthwise_conv = nn.Conv1d(d, d, kernel, padding=(kernel - 1) // 2, groups=d)
         # Upstream names the norm `batch_norm` whichever kind it is.
         self.batch_norm: nn.Module = nn.LayerNorm(d) if self.layer_norm else nn.BatchNorm1d(d)
         self.activation = nn.SiLU()
-        self.pointwise_conv2 = nn.Conv1d(d, d, 1)
+        self.pointwise_conv2 = PointwiseConv1d(d, d)
 
     def forward(self, x: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
         """x [B, T, d], valid [B, T] bool → [B, T, d]."""
-        y = nn.functional.glu(self.pointwise_conv1(x.transpose(1, 2)), dim=1)  # [B, d, T]
-        y = y * valid[:, None, :].to(y.dtype)  # padded frames must not leak through the kernel
-        y = self.depthwise_conv(y)
+        y = nn.functional.glu(self.pointwise_conv1(x), dim=-1)  # [B, T, d]
+        y = y * valid[:, :, None].to(y.dtype)  # padded frames must not leak through the kernel
+        y = self.depthwise_conv(y.transpose(1, 2))  # [B, d, T]
         if self.layer_norm:
-            y = self.batch_norm(y.transpose(1, 2)).transpose(1, 2)
+            y = self.batch_norm(y.transpose(1, 2))
         else:
-            y = self.batch_norm(y)
-        out: torch.Tensor = self.pointwise_conv2(self.activation(y)).transpose(1, 2)
+            y = self.batch_norm(y).transpose(1, 2)
+        out: torch.Tensor = self.pointwise_conv2(self.activation(y))
         return out
 
 
@@ -150,11 +165,10 @@ class ConformerLayer(nn.Module):
         x: torch.Tensor,
         positions: tuple[torch.Tensor, torch.Tensor] | torch.Tensor,
         valid: torch.Tensor,
-        attention_valid: torch.Tensor | None,
     ) -> torch.Tensor:
         """x [B, T, d]; positions: rotary (cos, sin) or rel_pos table; valid [B, T]."""
         x = x + 0.5 * self.feed_forward1(self.norm_feed_forward1(x))
-        x = x + self.self_attn(self.norm_self_att(x), positions, attention_valid)
+        x = x + self.self_attn(self.norm_self_att(x), positions, valid)
         x = x + self.conv(self.norm_conv(x), valid)
         x = x + 0.5 * self.feed_forward2(self.norm_feed_forward2(x))
         out: torch.Tensor = self.norm_out(x)
@@ -171,8 +185,8 @@ class ConformerEncoder(nn.Module):
         self.pos_enc: RotaryEmbedding | None = None
         if config.self_attention_model == "rotary":
             d_k = config.d_model // config.n_heads
-            # Upstream passes pos_emb_max_len as the RoPE base (5000), and sizes the table by it.
-            self.pos_enc = RotaryEmbedding(d_k, config.pos_emb_max_len, config.pos_emb_max_len)
+            # Upstream passes pos_emb_max_len as the RoPE base (5000).
+            self.pos_enc = RotaryEmbedding(d_k, config.pos_emb_max_len)
         self.layers = nn.ModuleList(ConformerLayer(config) for _ in range(config.n_layers))
 
     def forward(
@@ -185,13 +199,13 @@ class ConformerEncoder(nn.Module):
         x, lengths = self.pre_encode(features, lengths)
         frames = x.shape[1]
         valid = _time_mask(lengths, frames)
-        # A batch without padding needs no attention mask (upstream builds none for one sample).
-        attention_valid = None if bool(valid.all()) else valid
+        # Positions follow the traced frame count, so an exported graph fits every length.
+        steps = torch.arange(frames, dtype=torch.float32, device=x.device)
         positions: tuple[torch.Tensor, torch.Tensor] | torch.Tensor
         if self.pos_enc is not None:
-            positions = self.pos_enc(frames)
+            positions = self.pos_enc(steps)
         else:
-            positions = relative_sinusoids(frames, self.config.d_model, x.device).to(x.dtype)
+            positions = relative_sinusoids(steps, self.config.d_model).to(x.dtype)
         for layer in self.layers:
-            x = layer(x, positions, valid, attention_valid)
+            x = layer(x, positions, valid)
         return x.transpose(1, 2), lengths

@@ -1,18 +1,21 @@
 """Greedy decoding (docs/gigaam.md §5.6–§5.7): CTC collapse and RNN-T search → token ids with
 their frames.
 
-Pure functions over tensors: no text, no tokenizer, no timestamps. The RNN-T search runs a whole
-batch at once and gives each sample exactly what a batch of one gives (per-sample state).
+Pure numpy over the network's per-frame outputs, shared by the torch and ONNX engines: no torch,
+no text, no tokenizer, no timestamps. The RNN-T search runs a whole batch at once and gives each
+sample exactly what a batch of one gives (per-sample state).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
-import torch
+import numpy as np
+import numpy.typing as npt
 
-LstmState = tuple[torch.Tensor, torch.Tensor]
+from gigaam_api.model.transducer import FloatArray, IntArray, LstmState, RnntPredictorJoint
 
 
 @dataclass(frozen=True)
@@ -29,21 +32,28 @@ class DecodedTokens:
         return sum(self.logprobs) / len(self.logprobs) if self.logprobs else 0.0
 
 
-def ctc_greedy(
-    log_probs: torch.Tensor, lengths: torch.Tensor, blank_id: int
-) -> list[DecodedTokens]:
+class GreedyDecoder(Protocol):
+    """Turns a batch of the network's frame outputs into tokens (CtcGreedy or RnntGreedy)."""
+
+    def decode(self, outputs: FloatArray, lengths: IntArray) -> list[DecodedTokens]:
+        """[B, T', X] float32 frame outputs with [B] valid frames → one DecodedTokens each."""
+        ...
+
+
+def ctc_greedy(log_probs: FloatArray, lengths: IntArray, blank_id: int) -> list[DecodedTokens]:
     """Greedy CTC over [B, T', C] log-probs with [B] valid frames.
 
     Frame t is kept iff its argmax is not blank and differs from the raw argmax at t − 1 (blanks
     included, so "a _ a" gives two tokens); the token's frame is the first of its run.
     """
-    best_logprobs, labels = log_probs.max(dim=-1)  # [B, T']
-    previous = torch.cat((torch.full_like(labels[:, :1], -1), labels[:, :-1]), dim=1)
-    in_length = torch.arange(labels.shape[1], device=labels.device)[None, :] < lengths[:, None]
+    labels = log_probs.argmax(axis=-1)  # [B, T']
+    best_logprobs = np.take_along_axis(log_probs, labels[:, :, None], axis=-1)[:, :, 0]
+    previous = np.concatenate((np.full_like(labels[:, :1], -1), labels[:, :-1]), axis=1)
+    in_length = np.arange(labels.shape[1])[None, :] < np.asarray(lengths)[:, None]
     keep = (labels != blank_id) & (labels != previous) & in_length
     results: list[DecodedTokens] = []
     for row in range(labels.shape[0]):
-        frames = keep[row].nonzero().squeeze(1)
+        frames = np.flatnonzero(keep[row])
         results.append(
             DecodedTokens(
                 token_ids=tuple(labels[row, frames].tolist()),
@@ -55,65 +65,57 @@ def ctc_greedy(
 
 
 class RnntNetwork(Protocol):
-    """What the RNN-T search needs from the head (heads.RnntHead implements it)."""
+    """What the RNN-T search needs from the head (transducer.RnntPredictorJoint implements it)."""
 
-    def project_encoder(self, encoded: torch.Tensor) -> torch.Tensor:
-        """[B, T', d] encoder frames → [B, T', J] joint-space projections."""
+    @property
+    def no_label(self) -> int:
+        """The label that starts the search: a zero predictor input."""
         ...
 
-    def initial_state(self, batch: int, device: torch.device) -> LstmState:
+    def initial_state(self, batch: int) -> LstmState:
         """Zero predictor state for `batch` samples ([layers, batch, P] each)."""
         ...
 
-    def predict(
-        self, labels: torch.Tensor, has_label: torch.Tensor, state: LstmState
-    ) -> tuple[torch.Tensor, LstmState]:
-        """One predictor step on [N] labels (zero input where not has_label) → ([N, J], state)."""
+    def predict(self, labels: IntArray, state: LstmState) -> tuple[FloatArray, LstmState]:
+        """One predictor step on [N] labels → ([N, J] projected output, new state)."""
         ...
 
-    def joint_logprobs(
-        self, enc_projected: torch.Tensor, pred_projected: torch.Tensor
-    ) -> torch.Tensor:
-        """[N, J] + [N, J] → [N, C] log-probabilities."""
+    def joint_best(
+        self, enc_projected: FloatArray, pred_projected: FloatArray
+    ) -> tuple[IntArray, FloatArray]:
+        """[N, J] + [N, J] → best class [N] and its log-probability [N]."""
         ...
 
 
-@torch.no_grad()
 def rnnt_greedy(
-    encoded: torch.Tensor,
-    lengths: torch.Tensor,
+    enc_projected: FloatArray,
+    lengths: IntArray,
     network: RnntNetwork,
     blank_id: int,
     max_symbols_per_step: int,
 ) -> list[DecodedTokens]:
-    """Greedy RNN-T over [B, T', d] encoder frames with [B] valid frames.
+    """Greedy RNN-T over [B, T', J] encoder frames (already in the joint space), [B] valid frames.
 
     Per frame, up to max_symbols_per_step tokens are emitted; a blank ends the frame. The
     predictor state advances only when a token is emitted (the token is consumed by the next step).
     """
-    batch, frames_total, _ = encoded.shape
-    device = encoded.device
-    enc_projected = network.project_encoder(encoded).transpose(0, 1)  # [T', B, J]
-    no_label = torch.zeros(batch, dtype=torch.bool, device=device)
+    batch, frames_total, _ = enc_projected.shape
+    lengths = np.asarray(lengths)
     pred, (h, c) = network.predict(
-        torch.full((batch,), blank_id, dtype=torch.long, device=device),
-        no_label,
-        network.initial_state(batch, device),
+        np.full(batch, network.no_label, dtype=np.int64), network.initial_state(batch)
     )
     token_ids: list[list[int]] = [[] for _ in range(batch)]
     token_frames: list[list[int]] = [[] for _ in range(batch)]
     token_logprobs: list[list[float]] = [[] for _ in range(batch)]
     for frame in range(frames_total):
-        active = (lengths > frame).nonzero().squeeze(1)
+        active = np.flatnonzero(lengths > frame)
         for _ in range(max_symbols_per_step):
-            if active.numel() == 0:
+            if active.size == 0:
                 break
-            best_logprobs, best = network.joint_logprobs(
-                enc_projected[frame, active], pred[active]
-            ).max(-1)
+            best, best_logprobs = network.joint_best(enc_projected[active, frame], pred[active])
             emitting = best != blank_id
             active = active[emitting]
-            if active.numel() == 0:
+            if active.size == 0:
                 break
             labels = best[emitting]
             for sample, label, logprob in zip(
@@ -122,9 +124,10 @@ def rnnt_greedy(
                 token_ids[sample].append(label)
                 token_frames[sample].append(frame)
                 token_logprobs[sample].append(logprob)
-            step_pred, (step_h, step_c) = network.predict(
-                labels, torch.ones_like(labels, dtype=torch.bool), (h[:, active], c[:, active])
-            )
+            if active.size == batch:  # every sample advances: no gather and scatter
+                pred, (h, c) = network.predict(labels, (h, c))
+                continue
+            step_pred, (step_h, step_c) = network.predict(labels, (h[:, active], c[:, active]))
             pred[active] = step_pred
             h[:, active] = step_h
             c[:, active] = step_c
@@ -132,3 +135,45 @@ def rnnt_greedy(
         DecodedTokens(tuple(ids), tuple(frames), tuple(logprobs))
         for ids, frames, logprobs in zip(token_ids, token_frames, token_logprobs, strict=True)
     ]
+
+
+@dataclass(frozen=True)
+class CtcGreedy:
+    """GreedyDecoder over CTC log-probabilities."""
+
+    blank_id: int
+
+    def decode(self, outputs: FloatArray, lengths: IntArray) -> list[DecodedTokens]:
+        return ctc_greedy(outputs, lengths, self.blank_id)
+
+
+@dataclass(frozen=True)
+class RnntGreedy:
+    """GreedyDecoder over encoder frames projected into the joint space."""
+
+    network: RnntNetwork
+    blank_id: int
+    max_symbols_per_step: int
+
+    def decode(self, outputs: FloatArray, lengths: IntArray) -> list[DecodedTokens]:
+        return rnnt_greedy(outputs, lengths, self.network, self.blank_id, self.max_symbols_per_step)
+
+
+def greedy_decoder(
+    kind: str,
+    blank_id: int,
+    max_symbols_per_step: int,
+    rnnt_weights: Mapping[str, npt.NDArray[np.floating]] | None = None,
+) -> GreedyDecoder:
+    """The decoder of a model: CtcGreedy for 'ctc'; for 'rnnt', RnntGreedy over its head weights.
+
+    Raises:
+        ValueError: an unknown kind, or an RNN-T model without its head weights.
+    """
+    if kind == "ctc":
+        return CtcGreedy(blank_id)
+    if kind != "rnnt":
+        raise ValueError(f"unknown model kind {kind!r}")
+    if rnnt_weights is None:
+        raise ValueError("an RNN-T decoder needs the head's weights")
+    return RnntGreedy(RnntPredictorJoint(rnnt_weights), blank_id, max_symbols_per_step)

@@ -16,7 +16,7 @@ from torch import nn
 from gigaam_api.model.checkpoint import load_checkpoint
 from gigaam_api.model.config import CtcHeadConfig, ModelConfig
 from gigaam_api.model.conformer import ConformerEncoder
-from gigaam_api.model.decoding import DecodedTokens, ctc_greedy, rnnt_greedy
+from gigaam_api.model.decoding import GreedyDecoder, greedy_decoder
 from gigaam_api.model.features import FeatureExtractor
 from gigaam_api.model.heads import CtcHead, RnntHead
 from gigaam_api.model.tokenizer import Tokenizer, load_tokenizer
@@ -25,7 +25,11 @@ logger = logging.getLogger(__name__)
 
 
 class GigaAM(nn.Module):
-    """Waveforms [B, N] (zero-padded) with lengths [B] → encoder output → token ids per sample."""
+    """Waveforms [B, N] (zero-padded) with lengths [B] → per-frame outputs the greedy search reads.
+
+    forward() is the whole network as the ONNX export traces it: features, encoder and the head's
+    per-frame part (CTC log-probabilities, or RNN-T encoder frames in the joint space).
+    """
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
@@ -43,7 +47,12 @@ class GigaAM(nn.Module):
         """Inputs shorter than one STFT window carry no speech; callers treat them as empty."""
         return self.config.features.win_length
 
-    def forward(
+    @property
+    def min_batch_samples(self) -> int:
+        """The narrowest [B, N] batch the front end accepts; callers zero-pad up to it."""
+        return self.preprocessor.min_samples
+
+    def encode(
         self, waveforms: torch.Tensor, lengths_samples: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """[B, N] float32 samples, [B] lengths → ([B, d, T'] encoded, [B] int64 encoder frames)."""
@@ -51,38 +60,39 @@ class GigaAM(nn.Module):
         encoded, encoded_lengths = self.encoder(features, feature_lengths)
         return encoded, encoded_lengths
 
-    def ctc_log_probs(self, encoded: torch.Tensor) -> torch.Tensor:
-        """[B, d, T'] → [B, T', C] per-frame log-probabilities (CTC models only)."""
-        if not isinstance(self.head, CtcHead):
-            raise TypeError(f"{self.config.name} has an RNN-T head; CTC log-probs do not exist")
-        out: torch.Tensor = self.head(encoded)
-        return out
+    def forward(
+        self, waveforms: torch.Tensor, lengths_samples: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """[B, N] samples, [B] lengths → ([B, T', X] frame outputs, [B] int64 encoder frames).
 
-    def decode(self, encoded: torch.Tensor, encoded_lengths: torch.Tensor) -> list[DecodedTokens]:
-        """Greedy decoding of [B, d, T'] encoder output → one DecodedTokens per sample."""
-        blank_id = self.config.blank_id
-        if isinstance(self.head, CtcHead):
-            return ctc_greedy(self.head(encoded), encoded_lengths, blank_id)
-        return rnnt_greedy(
-            encoded.transpose(1, 2),
-            encoded_lengths,
-            self.head,
-            blank_id,
+        X is C (CTC log-probabilities, blank = C − 1) or J (RNN-T joint-space encoder frames).
+        """
+        encoded, encoded_lengths = self.encode(waveforms, lengths_samples)
+        outputs: torch.Tensor = self.head(encoded)
+        return outputs, encoded_lengths
+
+    def greedy_decoder(self) -> GreedyDecoder:
+        """The numpy greedy search over forward()'s outputs (weights copied out of the head)."""
+        rnnt_weights = self.head.search_weights() if isinstance(self.head, RnntHead) else None
+        return greedy_decoder(
+            self.config.kind,
+            self.config.blank_id,
             self.config.decoding.max_symbols_per_step,
+            rnnt_weights,
         )
 
 
 @dataclass(frozen=True)
-class LoadedModel:
+class LoadedNetwork:
     """A ready network (eval mode, fp32, on its device) with its tokenizer."""
 
     network: GigaAM
     tokenizer: Tokenizer
 
 
-def load_model(
+def load_network(
     checkpoint_path: Path, tokenizer_path: Path | None, *, device: str = "cpu"
-) -> LoadedModel:
+) -> LoadedNetwork:
     """Build the network from an official-format checkpoint and load its weights strictly.
 
     Args:
@@ -108,4 +118,4 @@ def load_model(
         sum(parameter.numel() for parameter in network.parameters()),
         device,
     )
-    return LoadedModel(network, tokenizer)
+    return LoadedNetwork(network, tokenizer)

@@ -31,8 +31,8 @@ _MIB = 1024 * 1024
 _KIB = 1024
 
 RESULT_SETTINGS = ("model", "device", "quantize_int8")
-"""Settings that change a transcript besides the per-call options (a new engine setting, such
-as an ONNX Runtime switch, belongs here too)."""
+"""Settings that change a transcript besides the per-call options. The engine and precision that
+actually ran (float rounding differs between them) come from the transcriber itself."""
 _NOT_IN_KEY = ("batch_size",)
 """Options that change speed, not the transcript (batched equals one by one, D-006)."""
 
@@ -54,6 +54,7 @@ def job_key(
         "version": __version__,
         "audio_sha256": audio_sha256,
         "model_id": transcriber.model_id,
+        "engine": [transcriber.engine, transcriber.precision],
         "settings": {name: getattr(settings, name) for name in RESULT_SETTINGS},
         "options": {
             name: value

@@ -86,7 +86,7 @@ def test_metrics_count_requests_jobs_audio_and_rtf_and_describe_the_model(
     assert dict(labels) | {"version": ""} == {
         "model": Path(server.settings.model).stem,
         "status": "ok",
-        "engine": "torch",
+        "engine": "onnx",  # ENGINE=auto on a CPU
         "precision": "fp32",
         "device": "cpu",
         "version": "",

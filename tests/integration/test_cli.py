@@ -20,6 +20,7 @@ import httpx
 import pytest
 
 from gigaam_api import cli
+from gigaam_api.engines.onnx_cache import stale_reason
 from testkit.checkpoints import tokenizer_path_for
 from tests.fixtures.cdn import FakeCdn, publish_model
 from tests.fixtures.settings import environ_without_settings
@@ -59,18 +60,31 @@ def test_download_fetches_and_verifies_several_models(
     tokenizer = tokenizer_path_for(tiny_checkpoints["v3_e2e_ctc"]).read_bytes()
     assert (models_dir / "v3_e2e_ctc_tokenizer.model").read_bytes() == tokenizer
     captured = capsys.readouterr()
-    assert captured.out.splitlines() == [
+    lines = captured.out.splitlines()
+    assert lines[0::3] == [
         f"v3_ctc: ready, {cli.format_bytes(len(ctc))} in {models_dir}",
         f"v3_e2e_ctc: ready, {cli.format_bytes(len(e2e) + len(tokenizer))} in {models_dir}",
     ]
+    # on a CPU (ENGINE=auto) the server will run ONNX Runtime: download prepares its graph too
+    for name, line in (("v3_ctc", lines[2]), ("v3_e2e_ctc", lines[5])):
+        export = models_dir / "onnx" / f"{name}-fp32"
+        assert line.startswith(f"{name}: ONNX fp32 ready, ") and line.endswith(f" in {export}")
+        assert stale_reason(export, models_dir / f"{name}.ckpt", None if name == "v3_ctc" else
+                            models_dir / f"{name}_tokenizer.model", "fp32") is None  # fmt: skip
     # without a terminal, progress is a line per 10 %, ending at 100 % for each checkpoint
     assert re.search(r"^v3_ctc\.ckpt \[#+\] 100% ", captured.err, flags=re.MULTILINE)
     assert re.search(r"^v3_e2e_ctc\.ckpt \[#+\] 100% ", captured.err, flags=re.MULTILINE)
 
-    # a second run finds the verified cache and asks the CDN for nothing
+    # a second run finds the verified cache and the export, and asks the CDN for nothing
     requests_before = len(fake_cdn.requests)
+    graph = models_dir / "onnx" / "v3_ctc-fp32" / "model.onnx"
+    exported_at = graph.stat().st_mtime_ns
     assert cli.main(["download", "v3_ctc"]) == 0
     assert len(fake_cdn.requests) == requests_before
+    assert graph.stat().st_mtime_ns == exported_at
+    capsys.readouterr()
+    assert cli.main(["download", "--no-export", "v3_ctc"]) == 0
+    assert "ONNX" not in capsys.readouterr().out
 
 
 def test_download_of_wrong_bytes_fails_in_one_line_and_leaves_nothing(

@@ -1,7 +1,8 @@
 """Upstream's expected transcripts and word timestamps of example.wav (docs/gigaam.md §10).
 
-Needs the official weights, so not part of CI. Get the files into MODELS_DIR (read like every
-setting: environment, .env, default ~/.cache/gigaam-api), then run
+Runs on both engines (torch, and ONNX Runtime fp32 exported on first use). Needs the official
+weights, so not part of CI. Get the files into MODELS_DIR (read like every setting: environment,
+.env, default ~/.cache/gigaam-api), then run
 `.venv/bin/python -m pytest -m real_weights tests/real_weights` (or `make test-real`):
     .venv/bin/gigaam-api download v3_ctc v3_rnnt v3_e2e_ctc v3_e2e_rnnt
     curl -o ~/.cache/gigaam-api/example.wav \
@@ -18,9 +19,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from gigaam_api.asr import load_model
 from gigaam_api.engines.base import Waveform
-from gigaam_api.engines.pytorch import TorchEngine
-from gigaam_api.settings import OFFICIAL_WEIGHTS_URL, load_settings
+from gigaam_api.engines.network import NetworkEngine
+from gigaam_api.settings import load_settings
+from gigaam_api.weights import OFFICIAL_WEIGHTS_URL
 
 pytestmark = pytest.mark.real_weights
 
@@ -96,27 +99,27 @@ def _example_audio() -> Waveform:
     return (samples.astype(np.float32) / 32768.0).astype(np.float32)
 
 
-def _engine(name: str) -> TorchEngine:
+def _engine(name: str, engine: str) -> NetworkEngine:
+    """The checkpoint on one engine (onnx: exported into MODELS_DIR/onnx/ on first use)."""
     checkpoint = _models_dir() / f"{name}.ckpt"
     if not checkpoint.is_file():
         pytest.fail(_missing(f"The official checkpoint {checkpoint}"))
     tokenizer = _models_dir() / f"{name}_tokenizer.model"
     if "e2e" in name and not tokenizer.is_file():
         pytest.fail(_missing(f"The tokenizer {tokenizer}"))
-    return TorchEngine.from_files(
-        checkpoint, tokenizer if "e2e" in name else None, model_id=name, device="cpu"
-    )
+    return load_model(str(checkpoint), engine=engine, device="cpu")
 
 
+@pytest.mark.parametrize("engine", ["torch", "onnx"])
 @pytest.mark.parametrize("name", sorted(EXPECTED_TEXT))
-def test_example_transcript_matches_upstream(name: str) -> None:
+def test_example_transcript_matches_upstream(name: str, engine: str) -> None:
     example_audio = _example_audio()
-    engine = _engine(name)
-    [result] = engine.transcribe_batch([example_audio])
+    model = _engine(name, engine)
+    [result] = model.transcribe_batch([example_audio])
     assert result.text == EXPECTED_TEXT[name]
     # the same clip inside a padded batch (beside a longer one) gives the same text
     longer = np.concatenate([example_audio, example_audio[: 16000 * 2]])
-    assert engine.transcribe_batch([longer, example_audio])[1].text == EXPECTED_TEXT[name]
+    assert model.transcribe_batch([longer, example_audio])[1].text == EXPECTED_TEXT[name]
     if name in EXPECTED_WORDS:
         words = [(w.text, w.start, w.end) for w in result.words]
         assert [w[0] for w in words] == [w[0] for w in EXPECTED_WORDS[name]]

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from gigaam_api import asr, weights
+from gigaam_api.engines.onnx import OnnxEngine
 from gigaam_api.engines.pytorch import TorchEngine
 from gigaam_api.errors import UnknownModelError
 from gigaam_api.weights import OfficialModel
@@ -21,20 +22,25 @@ AUDIO = np.random.default_rng(0).normal(0.0, 0.1, 24_000).astype(np.float32)
 
 def test_public_names() -> None:
     assert sorted(asr.__all__) == [
-        "ChunkResult", "OFFICIAL_WEIGHTS_URL", "TorchEngine", "Word", "load_model",
+        "ChunkResult", "NetworkEngine", "OFFICIAL_WEIGHTS_URL", "Word", "load_model",
     ]  # fmt: skip
     for name in asr.__all__:
         assert hasattr(asr, name)
 
 
-def test_load_by_local_path(tiny_checkpoints: dict[str, Path]) -> None:
+@pytest.mark.parametrize(
+    ("engine", "expected"), [("auto", OnnxEngine), ("onnx", OnnxEngine), ("torch", TorchEngine)]
+)
+def test_load_by_local_path(
+    tiny_checkpoints: dict[str, Path], engine: str, expected: type[object]
+) -> None:
     path = tiny_checkpoints["v3_e2e_ctc"]
-    model = asr.load_model(str(path), device="cpu")
-    assert isinstance(model, TorchEngine)
+    model = asr.load_model(str(path), engine=engine, device="cpu")
+    assert isinstance(model, expected)  # auto on a CPU is ONNX Runtime
     assert (model.model_id, model.device) == ("v3_e2e_ctc", "cpu")
     direct = TorchEngine.from_files(path, tokenizer_path_for(path), model_id="x", device="cpu")
-    assert model.transcribe_batch([AUDIO]) == direct.transcribe_batch([AUDIO])
-    assert model.transcribe_batch([AUDIO])[0].text
+    [result] = model.transcribe_batch([AUDIO])
+    assert result.text and result.text == direct.transcribe_batch([AUDIO])[0].text
 
 
 def test_load_by_official_name_downloads_into_models_dir(
@@ -52,11 +58,11 @@ def test_load_by_official_name_downloads_into_models_dir(
     )
     fake_cdn.serve("v3_e2e_ctc.ckpt", data)
     fake_cdn.serve("v3_e2e_ctc_tokenizer.model", tokenizer_path_for(path).read_bytes())
-    model = asr.load_model("e2e_ctc", device="cpu", models_dir=tmp_path, weights_url=fake_cdn.url)
+    model = asr.load_model("e2e_ctc", engine="torch", models_dir=tmp_path, weights_url=fake_cdn.url)
     assert model.model_id == "v3_e2e_ctc"
     assert (tmp_path / "v3_e2e_ctc.ckpt").read_bytes() == data
     assert (tmp_path / "v3_e2e_ctc_tokenizer.model").is_file()
-    local = asr.load_model(str(path), device="cpu")
+    local = asr.load_model(str(path), engine="torch")
     assert model.transcribe_batch([AUDIO]) == local.transcribe_batch([AUDIO])
 
 
@@ -72,4 +78,4 @@ def test_the_docstring_example_runs(tiny_checkpoints: dict[str, Path]) -> None:
     local = example.replace('"v3_ctc"', repr(str(tiny_checkpoints["v3_ctc"])))
     namespace: dict[str, object] = {"print": lambda *_: None}
     exec(compile(local, "asr-example", "exec"), namespace)
-    assert namespace["encoded"] is not None and namespace["log_probs"] is not None
+    assert namespace["outputs"] is not None and namespace["frames"] is not None

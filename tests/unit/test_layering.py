@@ -20,7 +20,12 @@ def _modules_loaded_after(import_line: str, candidates: tuple[str, ...]) -> set[
 
 @pytest.mark.parametrize(
     "module",
-    ["gigaam_api.model.gigaam", "gigaam_api.engines.pytorch", "gigaam_api.pipeline.transcribe"],
+    [
+        "gigaam_api.model.gigaam",
+        "gigaam_api.engines.pytorch",
+        "gigaam_api.engines.onnx",
+        "gigaam_api.pipeline.transcribe",
+    ],
 )
 def test_model_engine_and_pipeline_know_nothing_of_http(module: str) -> None:
     http = ("fastapi", "starlette", "uvicorn", "python_multipart", "gigaam_api.server")
@@ -38,6 +43,15 @@ def test_model_engine_and_pipeline_never_read_settings(module: str) -> None:
 
 def test_pipeline_does_not_pull_in_a_concrete_engine() -> None:
     loaded = _modules_loaded_after(
-        "import gigaam_api.pipeline.transcribe", ("gigaam_api.engines.pytorch",)
+        "import gigaam_api.pipeline.transcribe",
+        ("gigaam_api.engines.pytorch", "gigaam_api.engines.onnx"),
+    )
+    assert loaded == set()
+
+
+def test_the_onnx_engine_and_the_python_api_do_not_import_torch() -> None:
+    loaded = _modules_loaded_after(
+        "import gigaam_api.engines.onnx, gigaam_api.asr",
+        ("torch", "onnx", "gigaam_api.model.gigaam"),
     )
     assert loaded == set()

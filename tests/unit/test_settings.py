@@ -26,7 +26,14 @@ def test_comma_separated_lists_are_split(monkeypatch: pytest.MonkeyPatch) -> Non
 
 @pytest.mark.parametrize(
     ("name", "value"),
-    [("MAX_QUEUE", "0"), ("DEVICE", "tpu"), ("VAD_THRESHOLD", "1.5"), ("PORT", "http")],
+    [
+        ("MAX_QUEUE", "0"),
+        ("DEVICE", "tpu"),
+        ("VAD_THRESHOLD", "1.5"),
+        ("PORT", "http"),
+        ("ENGINE", "tensorrt"),
+        ("NUM_THREADS", "0"),
+    ],
 )
 def test_invalid_value_names_the_setting(
     monkeypatch: pytest.MonkeyPatch, name: str, value: str
@@ -128,3 +135,14 @@ def test_test_settings_ignore_every_variable_of_the_environment(
         Settings(_env_file=None)  # the environment is read, and every variable is set
     assert isolated_settings().model_dump() == defaults
     assert isolated_settings(batch_size=2).batch_size == 2
+
+
+@pytest.mark.parametrize(("value", "threads"), [(None, None), ("", None), (" ", None), ("3", 3)])
+def test_num_threads_unset_or_empty_means_the_cpu_quota(
+    monkeypatch: pytest.MonkeyPatch, value: str | None, threads: int | None
+) -> None:
+    if value is not None:
+        monkeypatch.setenv("NUM_THREADS", value)
+    settings = load_settings()
+    assert settings.num_threads == threads
+    assert settings.engine == "auto"

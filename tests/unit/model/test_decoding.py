@@ -1,24 +1,36 @@
-"""Greedy CTC collapse and RNN-T search on hand-made scores (a scripted RNN-T test double)."""
+"""Greedy CTC collapse and RNN-T search on hand-made scores (a scripted RNN-T test double), and
+the numpy RNN-T predictor + joint against torch's own LSTM and Linear layers."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
-from gigaam_api.model.decoding import DecodedTokens, LstmState, ctc_greedy, rnnt_greedy
+from gigaam_api.model.config import RnntHeadConfig
+from gigaam_api.model.decoding import (
+    CtcGreedy,
+    DecodedTokens,
+    RnntGreedy,
+    ctc_greedy,
+    greedy_decoder,
+    rnnt_greedy,
+)
+from gigaam_api.model.heads import RnntHead
+from gigaam_api.model.transducer import FloatArray, IntArray, LstmState, RnntPredictorJoint
 
 BLANK = 3
 CLASSES = 4
 
 
-def _log_probs(rows: list[list[int]]) -> torch.Tensor:
+def _log_probs(rows: list[list[int]]) -> FloatArray:
     """Label sequences → [B, T, C] log-probs whose argmax is that label (0.9 probability)."""
     frames = max(len(row) for row in rows)
-    probs = torch.full((len(rows), frames, CLASSES), 0.1 / (CLASSES - 1))
+    probs = np.full((len(rows), frames, CLASSES), 0.1 / (CLASSES - 1), dtype=np.float32)
     for b, row in enumerate(rows):
         for t in range(frames):
             probs[b, t, row[t] if t < len(row) else BLANK] = 0.9
-    return probs.log()
+    return np.log(probs)
 
 
 @pytest.mark.parametrize(
@@ -36,18 +48,18 @@ def _log_probs(rows: list[list[int]]) -> torch.Tensor:
 def test_ctc_greedy_collapses_against_the_raw_previous_label(
     labels: list[int], length: int, ids: tuple[int, ...], frames: tuple[int, ...]
 ) -> None:
-    [result] = ctc_greedy(_log_probs([labels]), torch.tensor([length]), BLANK)
+    [result] = ctc_greedy(_log_probs([labels]), np.array([length]), BLANK)
     assert result.token_ids == ids
     assert result.frames == frames
     assert len(result.logprobs) == len(ids)
-    assert all(abs(logprob - torch.tensor(0.9).log().item()) < 1e-6 for logprob in result.logprobs)
+    assert all(abs(logprob - np.log(0.9)) < 1e-6 for logprob in result.logprobs)
 
 
 def test_ctc_greedy_rows_are_independent() -> None:
     rows = [[0, 3, 1, 1], [2, 2, 3, 3]]
-    batched = ctc_greedy(_log_probs(rows), torch.tensor([4, 2]), BLANK)
+    batched = ctc_greedy(_log_probs(rows), np.array([4, 2]), BLANK)
     alone = [
-        ctc_greedy(_log_probs([row]), torch.tensor([n]), BLANK)[0]
+        ctc_greedy(_log_probs([row]), np.array([n]), BLANK)[0]
         for row, n in ((rows[0], 4), (rows[1][:2], 2))
     ]
     assert batched == alone
@@ -66,28 +78,26 @@ class ScriptedRnnt:
     joint can tell which scripted emission is next. Every predictor call is recorded.
     """
 
+    no_label = 99
+
     def __init__(self, scripts: list[list[tuple[int, int]]]) -> None:
         self.scripts = scripts
-        self.calls: list[tuple[list[int], list[bool]]] = []
+        self.calls: list[list[int]] = []
 
-    def project_encoder(self, encoded: torch.Tensor) -> torch.Tensor:
-        return encoded
+    def initial_state(self, batch: int) -> LstmState:
+        zeros = np.zeros((1, batch, 1), dtype=np.float32)
+        return zeros, zeros.copy()
 
-    def initial_state(self, batch: int, device: torch.device) -> LstmState:
-        return torch.zeros(1, batch, 1, device=device), torch.zeros(1, batch, 1, device=device)
+    def predict(self, labels: IntArray, state: LstmState) -> tuple[FloatArray, LstmState]:
+        self.calls.append(labels.tolist())
+        count = state[0] + (labels != self.no_label).astype(np.float32)[None, :, None]
+        last = np.where(labels != self.no_label, labels, -1).astype(np.float32)
+        return np.stack((count[0, :, 0], last), axis=1), (count, state[1])
 
-    def predict(
-        self, labels: torch.Tensor, has_label: torch.Tensor, state: LstmState
-    ) -> tuple[torch.Tensor, LstmState]:
-        self.calls.append((labels.tolist(), has_label.tolist()))
-        count = state[0] + has_label.float()[None, :, None]
-        pred = torch.stack((count[0, :, 0], torch.where(has_label, labels, -1).float()), dim=1)
-        return pred, (count, state[1])
-
-    def joint_logprobs(
-        self, enc_projected: torch.Tensor, pred_projected: torch.Tensor
-    ) -> torch.Tensor:
-        logits = torch.zeros(enc_projected.shape[0], CLASSES)
+    def joint_best(
+        self, enc_projected: FloatArray, pred_projected: FloatArray
+    ) -> tuple[IntArray, FloatArray]:
+        best = np.full(enc_projected.shape[0], BLANK, dtype=np.int64)
         for row in range(enc_projected.shape[0]):
             sample, frame = int(enc_projected[row, 0]), int(enc_projected[row, 1])
             consumed, last = int(pred_projected[row, 0]), int(pred_projected[row, 1])
@@ -95,18 +105,16 @@ class ScriptedRnnt:
             if consumed > 0:  # the predictor has consumed exactly the previous emission
                 assert last == script[consumed - 1][1]
             if consumed < len(script) and script[consumed][0] == frame:
-                logits[row, script[consumed][1]] = 5.0
-            else:
-                logits[row, BLANK] = 5.0
-        return torch.log_softmax(logits, dim=-1)
+                best[row] = script[consumed][1]
+        return best, np.full(best.shape, -0.5, dtype=np.float32)
 
 
-def _encoded(samples: list[int], frames: int) -> torch.Tensor:
+def _encoded(samples: list[int], frames: int) -> FloatArray:
     """[B, T, 2] holding (sample id, frame index)."""
-    grid = torch.zeros(len(samples), frames, 2)
+    grid = np.zeros((len(samples), frames, 2), dtype=np.float32)
     for b, sample in enumerate(samples):
         grid[b, :, 0] = sample
-        grid[b, :, 1] = torch.arange(frames)
+        grid[b, :, 1] = np.arange(frames)
     return grid
 
 
@@ -128,23 +136,70 @@ def test_rnnt_greedy_follows_the_script(
     frames: tuple[int, ...],
 ) -> None:
     network = ScriptedRnnt([script])
-    [result] = rnnt_greedy(_encoded([0], 4), torch.tensor([length]), network, BLANK, max_symbols)
+    [result] = rnnt_greedy(_encoded([0], 4), np.array([length]), network, BLANK, max_symbols)
     assert result.token_ids == ids
     assert result.frames == frames
-    # one start step with a zero input, then exactly one predictor step per emitted token
-    assert network.calls[0] == ([BLANK], [False])
-    assert [labels for labels, _ in network.calls[1:]] == [[token] for token in ids]
-    assert all(flags == [True] for _, flags in network.calls[1:])
+    # one start step with "no label", then exactly one predictor step per emitted token
+    assert network.calls == [[ScriptedRnnt.no_label], *([token] for token in ids)]
 
 
 def test_rnnt_batched_search_equals_per_sample_search() -> None:
     scripts = [[(0, 1), (0, 2), (3, 0)], [(1, 2), (1, 2)], [(0, 0), (2, 1), (2, 1), (2, 0)]]
     lengths = [5, 2, 3]
     network = ScriptedRnnt(scripts)
-    batched = rnnt_greedy(_encoded([0, 1, 2], 5), torch.tensor(lengths), network, BLANK, 10)
+    batched = rnnt_greedy(_encoded([0, 1, 2], 5), np.array(lengths), network, BLANK, 10)
     alone = [
-        rnnt_greedy(_encoded([s], lengths[s]), torch.tensor([lengths[s]]), network, BLANK, 10)[0]
+        rnnt_greedy(_encoded([s], lengths[s]), np.array([lengths[s]]), network, BLANK, 10)[0]
         for s in range(3)
     ]
     assert batched == alone
     assert [r.token_ids for r in batched] == [(1, 2, 0), (2, 2), (0, 1, 1, 0)]
+
+
+@pytest.mark.parametrize("layers", [1, 2])
+def test_numpy_predictor_and_joint_equal_the_torch_modules(layers: int) -> None:
+    torch.manual_seed(layers)
+    config = RnntHeadConfig(
+        pred_hidden=12, pred_rnn_layers=layers, enc_hidden=10, joint_hidden=8, num_classes=7
+    )
+    head = RnntHead(config)
+    with torch.no_grad():
+        for parameter in head.parameters():
+            parameter.normal_(0.0, 0.8)  # large enough to reach the gates' saturation
+        head.decoder.embed.weight[config.num_classes - 1] = 0.0
+    network = RnntPredictorJoint(head.search_weights())
+    state = network.initial_state(3)
+    torch_state = (torch.zeros(layers, 3, 12), torch.zeros(layers, 3, 12))
+    steps = [[network.no_label] * 3, [0, 5, 6], [3, 3, 1]]
+    enc = torch.randn(3, 10)
+    for labels in steps:
+        pred, state = network.predict(np.array(labels, dtype=np.int64), state)
+        embedded = torch.stack(
+            [
+                torch.zeros(12) if label == network.no_label else head.decoder.embed.weight[label]
+                for label in labels
+            ]
+        )
+        with torch.no_grad():
+            output, torch_state = head.decoder.lstm(embedded[None], torch_state)
+            torch_pred = head.joint.pred(output[0])
+            logits = head.joint.joint_net(head.joint.enc(enc) + torch_pred)
+        np.testing.assert_allclose(pred, torch_pred.numpy(), rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(state[0], torch_state[0].numpy(), rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(state[1], torch_state[1].numpy(), rtol=1e-5, atol=1e-5)
+        best, logprob = network.joint_best(head.joint.enc(enc).detach().numpy(), pred)
+        reference = torch.log_softmax(logits, dim=-1).max(dim=-1)
+        assert best.tolist() == reference.indices.tolist()
+        np.testing.assert_allclose(logprob, reference.values.numpy(), rtol=1e-5, atol=1e-5)
+
+
+def test_the_decoder_follows_the_model_kind() -> None:
+    assert greedy_decoder("ctc", 33, 10) == CtcGreedy(33)
+    weights = RnntHead(RnntHeadConfig(4, 1, 6, 5, 3)).search_weights()
+    decoder = greedy_decoder("rnnt", 2, 7, weights)
+    assert isinstance(decoder, RnntGreedy)
+    assert (decoder.blank_id, decoder.max_symbols_per_step) == (2, 7)
+    with pytest.raises(ValueError, match="head's weights"):
+        greedy_decoder("rnnt", 2, 7)
+    with pytest.raises(ValueError, match="unknown model kind"):
+        greedy_decoder("tdt", 2, 7)

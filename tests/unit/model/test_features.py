@@ -64,6 +64,35 @@ def test_log_mel_matches_the_direct_formula_with_stored_buffers(config: FeatureC
     np.testing.assert_allclose(features[0].numpy(), expected, atol=2e-3, rtol=1e-4)
 
 
+@pytest.mark.parametrize("config", [V3, V1], ids=["v3", "v1"])
+def test_dft_convolution_equals_torch_stft(config: FeatureConfig) -> None:
+    """The exportable formulation (D-043) against the torch.stft front end it replaced."""
+    rng = np.random.default_rng(3)
+    envelope = np.sin(np.linspace(0.0, 20.0, 48_000)) ** 2
+    samples = (rng.normal(0.0, 0.1, 48_000) * envelope).astype(np.float32)
+    samples[20_000:24_000] = 0.0  # digital silence: the log floor
+    waveforms = torch.from_numpy(samples)[None]
+    extractor = _extractor(config)
+    buffers = extractor.state_dict()
+    power = (
+        torch.stft(
+            waveforms,
+            n_fft=config.n_fft,
+            hop_length=config.hop_length,
+            win_length=config.win_length,
+            window=buffers["featurizer.0.spectrogram.window"],
+            center=config.center,
+            pad_mode="reflect",
+            return_complex=True,
+        ).abs()
+        ** 2
+    )
+    mel = torch.matmul(power.transpose(-1, -2), buffers["featurizer.0.mel_scale.fb"])
+    expected = torch.log(mel.transpose(-1, -2).clamp(1e-9, 1e9))
+    features, _ = extractor(waveforms, torch.tensor([48_000]))
+    torch.testing.assert_close(features, expected, rtol=0.0, atol=1e-5)
+
+
 def test_silence_hits_the_log_floor() -> None:
     features, _ = _extractor(V3)(torch.zeros(1, 3200), torch.tensor([3200]))
     assert torch.allclose(features, torch.full_like(features, float(np.log(1e-9))))
@@ -91,8 +120,12 @@ def test_output_lengths_follow_the_upstream_formula(
 
 @pytest.mark.parametrize("config", [V3, V1], ids=["v3", "v1"])
 @pytest.mark.parametrize("samples", [0, 1, 100, 199, 319])
-def test_input_shorter_than_a_window_does_not_crash(config: FeatureConfig, samples: int) -> None:
-    features, lengths = _extractor(config)(torch.zeros(1, samples), torch.tensor([samples]))
+def test_input_shorter_than_a_window_in_a_minimal_batch_has_no_frames_beyond_it(
+    config: FeatureConfig, samples: int
+) -> None:
+    extractor = _extractor(config)
+    batch = torch.zeros(1, max(samples, extractor.min_samples))  # as the engines pad it
+    features, lengths = extractor(batch, torch.tensor([samples]))
     assert features.shape[1] == 64
     assert 0 <= int(lengths[0]) <= features.shape[2]
     assert bool(torch.isfinite(features).all())

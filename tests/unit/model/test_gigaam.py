@@ -66,9 +66,7 @@ def test_every_family_loads_strictly_in_fp32_and_transcribes(
         assert torch.equal(loaded[key], value), key
     assert all(p.dtype == torch.float32 for p in engine.network.parameters())
     [result] = engine.transcribe_batch([WAVES[0]])
-    tokens = engine.network.decode(
-        *engine.network(torch.from_numpy(WAVES[0])[None], torch.tensor([len(WAVES[0])]))
-    )[0]
+    tokens = engine.decoder.decode(*engine.frame_outputs([WAVES[0]]))[0]
     assert result.text == engine.tokenizer.decode(tokens.token_ids).strip()
     assert result.text  # random weights still emit tokens
     assert result.avg_logprob == pytest.approx(tokens.avg_logprob)
@@ -163,17 +161,17 @@ def test_input_longer_than_5000_encoder_frames_runs(engines: dict[str, TorchEngi
     assert result.text and result.words[-1].end <= 201.0
 
 
-def test_encode_and_ctc_log_probs_shapes(engines: dict[str, TorchEngine]) -> None:
+def test_encode_and_frame_output_shapes(engines: dict[str, TorchEngine]) -> None:
     engine = engines["v3_ctc"]
     encoded, lengths = engine.encode(WAVES[:2])
     assert encoded.shape == (2, 32, int(lengths.max()))
     assert lengths.tolist() == [(((len(w) - 320) // 160 + 1) + 3) // 4 for w in WAVES[:2]]
-    log_probs, lp_lengths = engine.ctc_log_probs(WAVES[:2])
+    log_probs, lp_lengths = engine.frame_outputs(WAVES[:2])
     assert log_probs.shape == (2, int(lengths.max()), 34)
-    assert torch.equal(lp_lengths, lengths)
-    torch.testing.assert_close(log_probs.exp().sum(-1), torch.ones(2, log_probs.shape[1]))
-    with pytest.raises(TypeError, match="RNN-T"):
-        engines["v3_rnnt"].ctc_log_probs(WAVES[:1])
+    assert lp_lengths.tolist() == lengths.tolist()
+    np.testing.assert_allclose(np.exp(log_probs).sum(-1), 1.0, rtol=1e-5)
+    projected, _ = engines["v3_rnnt"].frame_outputs(WAVES[:1])
+    assert projected.shape[2] == 24  # RNN-T: encoder frames in the 24-wide joint space
     with pytest.raises(ValueError, match="1-D"):
         engine.transcribe_batch([np.zeros((2, 400), dtype=np.float32)])
 

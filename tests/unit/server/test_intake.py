@@ -32,6 +32,12 @@ def test_every_format_shares_one_key_with_word_timestamps_on(settings: Settings)
     assert len(keys) == 1
 
 
+class _OnOtherEngine(ScriptedTranscriber):
+    @property
+    def engine(self) -> str:
+        return "onnx"
+
+
 def test_what_changes_a_transcript_changes_the_key(settings: Settings) -> None:
     transcriber = ScriptedTranscriber()
     base = job_options(settings, parse_transcription_form({}, "json"))
@@ -48,6 +54,7 @@ def test_what_changes_a_transcript_changes_the_key(settings: Settings) -> None:
         job_key(AUDIO, transcriber, settings, replace(base, max_audio_s=60.0)),
         job_key(AUDIO, transcriber, settings.model_copy(update={"quantize_int8": True}), base),
         job_key(AUDIO, transcriber, settings.model_copy(update={"model": "v3_rnnt"}), base),
+        job_key(AUDIO, _OnOtherEngine(), settings, base),
     ]
     assert key not in changed
     assert len(set(changed)) == len(changed)

@@ -68,8 +68,8 @@ test-scale: ## nginx in front of two server processes: bursts, a replica killed 
 		|| { echo "Please install nginx first: sudo apt-get install nginx-light" >&2; exit 1; }
 	$(PYTEST) -p no:cacheprovider -m scale tests/scale
 
-bench: ## Run the benchmarks (model forward pass, then the whole pipeline); prints figures
-	nice -n 5 $(VENV)/python -m bench.bench_model
+bench: ## Run the benchmarks (engines side by side, then the whole pipeline on each); prints figures
+	nice -n 5 $(VENV)/python -m bench.bench_engines
 	nice -n 5 $(VENV)/python -m bench.bench_pipeline
 
 download-weights-local: ## Fetch and verify weights into MODELS_DIR; MODELS="v3_ctc v3_rnnt"

@@ -163,7 +163,8 @@ def _table(model: str, rows: list[Measurement]) -> str:
     base = next(r for r in rows if (r.runtime, r.precision) == ("torch", "fp32"))
     fp32_text = {r.runtime: r.text for r in rows if r.precision == "fp32"}
     lines = [
-        f"{model}: | runtime | weights | cold start s | network s | decoding ms | RTFx "
+        f"{model}:",
+        "| runtime | weights | cold start s | network s | decoding ms | RTFx "
         "| × torch fp32 | peak RSS MB (transcribing / process) | text = its fp32 |",
         "|---|---|---|---|---|---|---|---|---|",
     ]

@@ -3,20 +3,25 @@
 Builds FLAC files of the requested lengths in a temp dir: each minute holds `ratio` x 60 s of
 espeak-ng Russian speech (pauses included) followed by silence, so every hour is decoded and
 VAD-scored in full while only the speech reaches the model. Each size runs in its own subprocess
-with the full-size random-weight v3_ctc (any Engine: --engine): one warm-up batch, then end to
+with the full-size random-weight v3_ctc on each engine of --engines (torch and ONNX Runtime, fp32
+and int8, the ONNX graphs exported beforehand so each child loads from the cache as the server
+does): one warm-up batch, then end to
 end (RTFx, seconds to the first segment, peak RSS while transcribing, the spool's peak disk use,
 where the time went), then engine-only: the very batches the run sent, straight through the
-engine. "e2e % of engine" = engine-only seconds / end-to-end seconds (100 % = no overhead).
+engine. "e2e % of engine" = engine-only seconds / end-to-end seconds (100 % = no overhead);
+"× torch" = RTFx over torch fp32's on the same file in the same run.
 --baseline REF runs the same measurement on the package as of a git ref, side by side.
 
     nice -n 5 .venv/bin/python -m bench.bench_pipeline [--sizes 60,3600,36000]
-        [--speech-ratios 1,1,0.1] [--threads 2] [--batch-size 4] [--engine torch]
+        [--speech-ratios 1,1,0.1] [--threads 2] [--batch-size 4]
+        [--engines torch,torch-int8,onnx,onnx-int8]
         [--baseline REF] [--max-wall-s 0]
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import resource
 import subprocess
@@ -41,12 +46,14 @@ if TYPE_CHECKING:
     from gigaam_api.types import ChunkResult
 
 PERIOD_S = 60
-ENGINES = ("torch",)
+ENGINES = ("torch", "torch-int8", "onnx", "onnx-int8")
+"""Engine configurations: the ENGINE setting, with `-int8` for QUANTIZE_INT8=true."""
 
 
 @dataclass(frozen=True)
 class Measurement:
     code: str
+    engine: str
     audio_s: float
     speech_ratio: float
     wall_s: float
@@ -172,14 +179,34 @@ def _replay_engine_only(
 
 
 def load_engine(name: str, checkpoint: Path, threads: int) -> Engine:
-    """The engine under test, loaded as the server would load it."""
-    if name == "torch":
+    """The engine under test, loaded as the server would load it (ONNX: from the cached export)."""
+    runtime, _, precision = name.partition("-")
+    if runtime == "onnx":
+        from gigaam_api.engines.onnx import OnnxEngine
+
+        return OnnxEngine.from_files(
+            checkpoint, None, model_id="v3_ctc", num_threads=threads, quantize_int8=bool(precision)
+        )
+    if runtime == "torch":
         from gigaam_api.engines.pytorch import TorchEngine
 
         return TorchEngine.from_files(
-            checkpoint, None, model_id="v3_ctc", device="cpu", num_threads=threads
-        )
+            checkpoint, None, model_id="v3_ctc", device="cpu", num_threads=threads,
+            quantize_int8=bool(precision),
+        )  # fmt: skip
     raise SystemExit(f"unknown engine {name!r} (known: {', '.join(ENGINES)})")
+
+
+def _export_onnx(checkpoint: Path, engines: Sequence[str]) -> None:
+    """Export the graphs the ONNX configurations need, so their runs start from the cache."""
+    from gigaam_api.engines.onnx_cache import prepare_export
+
+    for name in engines:
+        runtime, _, precision = name.partition("-")
+        if runtime == "onnx":
+            prepare_export(
+                checkpoint, None, precision="int8" if precision else "fp32", model_id="v3_ctc"
+            )
 
 
 def _speech_s(speech_ratio: float) -> float:
@@ -285,15 +312,19 @@ def measure(
 
 def _table(rows: list[Measurement]) -> str:
     lines = [
-        "| code | audio | speech | wall s | RTFx | engine-only s | e2e % of engine "
-        "| first segment s | peak RSS MB | peak RSS while transcribing MB | spool peak MB |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| code | engine | audio | speech | wall s | RTFx | × torch | engine-only s "
+        "| e2e % of engine | first segment s | peak RSS MB | peak RSS while transcribing MB "
+        "| spool peak MB |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
+    torch_rtfx = {(m.code, m.audio_s, m.speech_ratio): m.rtfx for m in rows if m.engine == "torch"}
     for m in rows:
         note = "" if m.finished else " (stopped at --max-wall-s)"
+        base = torch_rtfx.get((m.code, m.audio_s, m.speech_ratio))
+        ratio = "–" if base is None else f"{m.rtfx / base:.2f}"
         lines.append(
-            f"| {m.code} | {m.audio_s / 3600:.3g} h{note} | {m.speech_ratio:.0%} "
-            f"| {m.wall_s:.1f} | {m.rtfx:.1f} | {m.engine_only_s:.1f} "
+            f"| {m.code} | {m.engine} | {m.audio_s / 3600:.3g} h{note} | {m.speech_ratio:.0%} "
+            f"| {m.wall_s:.1f} | {m.rtfx:.1f} | {ratio} | {m.engine_only_s:.1f} "
             f"| {m.share_of_engine_speed:.0%} | {m.first_segment_s:.2f} | {m.peak_rss_mb:.0f} "
             f"| {m.transcribe_peak_rss_mb:.0f} | {m.spool_peak_mb:.1f} |"
         )
@@ -304,9 +335,9 @@ def _profile(rows: list[Measurement]) -> str:
     lines = [
         "Where the time went, % of the end-to-end wall time (the producer thread's decode, VAD "
         "and spool overlap the consumer's engine and waiting; the baseline has no split):",
-        "| code | audio | engine in run | engine-only | consumer waiting | decode | VAD | spool "
-        "| CPU s: e2e / engine-only / producer thread |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| code | engine | audio | engine in run | engine-only | consumer waiting | decode | VAD "
+        "| spool | CPU s: e2e / engine-only / producer thread |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for m in rows:
         t = m.times or {}
@@ -316,7 +347,7 @@ def _profile(rows: list[Measurement]) -> str:
 
         producer_cpu = f"{t['producer_cpu_s']:.1f}" if "producer_cpu_s" in t else "–"
         lines.append(
-            f"| {m.code} | {m.audio_s / 3600:.3g} h | {share(m.engine_in_run_s)} "
+            f"| {m.code} | {m.engine} | {m.audio_s / 3600:.3g} h | {share(m.engine_in_run_s)} "
             f"| {share(m.engine_only_s)} | {share(t.get('wait_s'))} | {share(t.get('decode_s'))} "
             f"| {share(t.get('vad_s'))} | {share(t.get('spool_s'))} "
             f"| {m.cpu_s:.1f} / {m.engine_only_cpu_s:.1f} / {producer_cpu} |"
@@ -345,7 +376,9 @@ def main() -> None:
     )
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--batch-size", type=int, default=4)
-    parser.add_argument("--engine", default="torch", choices=ENGINES)
+    parser.add_argument(
+        "--engines", default=",".join(ENGINES), help=f"comma-separated, of {', '.join(ENGINES)}"
+    )
     parser.add_argument("--baseline", metavar="REF", help="also measure the package at this ref")
     parser.add_argument("--max-wall-s", type=float, default=0.0, help="stop a size early (0 = no)")
     parser.add_argument("--child", nargs=2, metavar=("AUDIO", "CHECKPOINT"), help=argparse.SUPPRESS)
@@ -357,7 +390,7 @@ def main() -> None:
         result = measure(
             Path(args.child[0]),
             Path(args.child[1]),
-            args.engine,
+            args.engines,
             args.threads,
             args.batch_size,
             args.max_wall_s,
@@ -374,7 +407,11 @@ def main() -> None:
         parser.error("--speech-ratios needs one value or one per size")
     print(report_header())
     print(f"command: {' '.join([Path(sys.executable).name, *sys.argv])}")
-    print(f"engine: {args.engine}, {args.threads} threads, BATCH_SIZE={args.batch_size}")
+    engines = args.engines.split(",")
+    unknown = sorted(set(engines) - set(ENGINES))
+    if unknown:
+        parser.error(f"unknown engines {unknown} (known: {', '.join(ENGINES)})")
+    print(f"engines: {', '.join(engines)}; {args.threads} threads, BATCH_SIZE={args.batch_size}")
     rows: list[Measurement] = []
     with tempfile.TemporaryDirectory(prefix="bench-pipeline-") as tmp:
         directory = Path(tmp)
@@ -383,17 +420,18 @@ def main() -> None:
             exported = _export_package(args.baseline, directory)
             codes.append((args.baseline, ["--code", str(exported)]))
         checkpoint = write_checkpoint(directory / "v3_ctc.ckpt", "v3_ctc", full_size=True)
+        _export_onnx(checkpoint, engines)
         for size, ratio in zip(sizes, ratios, strict=True):
             print(f"file: {describe_file(size, ratio)}", flush=True)
             audio = build_file(directory, size, ratio)
-            for code, code_args in codes:
+            for (code, code_args), engine in itertools.product(codes, engines):
                 done = subprocess.run(
                     [
                         sys.executable,
                         "-m",
                         "bench.bench_pipeline",
                         *("--threads", str(args.threads), "--batch-size", str(args.batch_size)),
-                        *("--engine", args.engine, "--max-wall-s", str(args.max_wall_s)),
+                        *("--engines", engine, "--max-wall-s", str(args.max_wall_s)),
                         *code_args,
                         *("--child", str(audio), str(checkpoint)),
                     ],
@@ -403,7 +441,7 @@ def main() -> None:
                     cwd=REPO,
                 )
                 result = json.loads(done.stdout.strip().splitlines()[-1])
-                rows.append(Measurement(code=code, speech_ratio=ratio, **result))
+                rows.append(Measurement(code=code, engine=engine, speech_ratio=ratio, **result))
                 print(json.dumps({"size_s": size, **asdict(rows[-1])}), flush=True)
             audio.unlink()
     print(load_average())

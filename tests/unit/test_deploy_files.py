@@ -455,7 +455,7 @@ def test_makefile_commands_match_the_documented_ones() -> None:
         "--reload-dir gigaam_api --no-access-log --host 127.0.0.1 --port 8000"
     )
     recipes = {target: " ".join(recipe.split()) for target, (_, recipe) in _make_recipes().items()}
-    assert "-m bench.bench_model" in recipes["bench"]
+    assert "-m bench.bench_engines" in recipes["bench"]
     assert "-m bench.bench_pipeline" in recipes["bench"]
     # `run SERVICE ARGS` replaces the service's command, so the recipe names `download` itself
     assert recipes["download-weights"].endswith(

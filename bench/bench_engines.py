@@ -205,6 +205,7 @@ def main() -> None:
 
     # imported here, not at the top: the measuring children must not carry torch and onnx
     from bench.fidelity import decode_share_report, fixtures_report
+    from bench.heap_trim import heap_trim_report
     from bench.spinning import spinning_report
 
     models = args.models.split(",")
@@ -234,6 +235,8 @@ def main() -> None:
         if "v3_ctc" in models:
             graph = export_directories(work / "v3_ctc.ckpt", "int8")[0] / GRAPH_FILE
             extra.append(spinning_report(str(graph), args.threads))
+            fp32_graph = export_directories(work / "v3_ctc.ckpt", "fp32")[0] / GRAPH_FILE
+            extra.append(heap_trim_report(str(fp32_graph), args.threads))
         extra.append(fixtures_report(work / "fixtures"))
     finally:
         shutil.rmtree(work, ignore_errors=True)

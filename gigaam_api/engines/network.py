@@ -39,7 +39,10 @@ def pad_batch(arrays: Sequence[Waveform], min_width: int) -> tuple[FloatArray, I
 
 
 class NetworkEngine(ABC):
-    """gigaam_api.engines.base.Engine for any runtime that can run the exported network."""
+    """gigaam_api.engines.base.Engine for any runtime that can run the exported network.
+
+    `rows_per_run` caps the waveforms per network call (None: the whole batch at once).
+    """
 
     def __init__(
         self,
@@ -52,6 +55,7 @@ class NetworkEngine(ABC):
         decoder: GreedyDecoder,
         min_samples: int,
         min_batch_samples: int,
+        rows_per_run: int | None = None,
     ) -> None:
         self._model_id = model_id
         self._device = device
@@ -61,6 +65,7 @@ class NetworkEngine(ABC):
         self._decoder = decoder
         self._min_samples = min_samples
         self._min_batch_samples = min_batch_samples
+        self._rows_per_run = rows_per_run
 
     @property
     def model_id(self) -> str:
@@ -104,24 +109,32 @@ class NetworkEngine(ABC):
     def transcribe_batch(
         self, waveforms: Sequence[Waveform], *, word_timestamps: bool = True
     ) -> list[ChunkResult]:
-        """Transcribe each waveform (see Engine.transcribe_batch); word times are chunk-local."""
+        """Transcribe each waveform (see Engine.transcribe_batch); word times are chunk-local.
+
+        With `rows_per_run` set (CPU engines: 1), the network sees at most that many waveforms
+        per call: on a CPU a padded batch costs more time and memory than its rows one by one
+        (D-051).
+        """
         arrays = mono_arrays(waveforms)
         results = [ChunkResult(text="") for _ in arrays]
         usable = [i for i, array in enumerate(arrays) if array.shape[0] >= self._min_samples]
-        if not usable:
-            return results
-        outputs, lengths = self._run(
-            *pad_batch([arrays[i] for i in usable], self._min_batch_samples)
-        )
-        decoded = self._decoder.decode(outputs, lengths)
-        for index, tokens, frames in zip(usable, decoded, lengths.tolist(), strict=True):
-            words: tuple[Word, ...] = ()
-            if word_timestamps:
-                shift = frame_shift_s(arrays[index].shape[0] / SAMPLE_RATE, frames)
-                words = words_from_tokens(tokens.token_ids, tokens.frames, self._tokenizer, shift)
-            results[index] = ChunkResult(
-                text=self._tokenizer.decode(tokens.token_ids).strip(),
-                words=words,
-                avg_logprob=tokens.avg_logprob,
+        step = self._rows_per_run or max(len(usable), 1)
+        for first in range(0, len(usable), step):
+            rows = usable[first : first + step]
+            outputs, lengths = self._run(
+                *pad_batch([arrays[i] for i in rows], self._min_batch_samples)
             )
+            decoded = self._decoder.decode(outputs, lengths)
+            for index, tokens, frames in zip(rows, decoded, lengths.tolist(), strict=True):
+                words: tuple[Word, ...] = ()
+                if word_timestamps:
+                    shift = frame_shift_s(arrays[index].shape[0] / SAMPLE_RATE, frames)
+                    words = words_from_tokens(
+                        tokens.token_ids, tokens.frames, self._tokenizer, shift
+                    )
+                results[index] = ChunkResult(
+                    text=self._tokenizer.decode(tokens.token_ids).strip(),
+                    words=words,
+                    avg_logprob=tokens.avg_logprob,
+                )
         return results

@@ -101,6 +101,7 @@ class OnnxEngine(NetworkEngine):
             ),
             min_samples=manifest.min_samples,
             min_batch_samples=manifest.min_batch_samples,
+            rows_per_run=1,
         )
         threads = num_threads if num_threads is not None else available_cpus()
         try:

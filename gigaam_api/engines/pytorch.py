@@ -71,6 +71,7 @@ class TorchEngine(NetworkEngine):
             decoder=network.greedy_decoder(),
             min_samples=network.min_samples,
             min_batch_samples=network.min_batch_samples,
+            rows_per_run=1 if device == "cpu" else None,
         )
         self._network = network
 

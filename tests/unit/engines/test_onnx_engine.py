@@ -54,6 +54,27 @@ def test_engine_satisfies_the_engine_protocol(onnx_engines: dict[str, OnnxEngine
     assert (engine.model_id, engine.device) == ("v3_ctc", "cpu")
 
 
+@pytest.mark.parametrize("runtime", ["onnx", "torch"])
+def test_a_cpu_engine_runs_a_batch_one_waveform_at_a_time(
+    runtime: str,
+    torch_engines: dict[str, TorchEngine],
+    onnx_engines: dict[str, OnnxEngine],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    engine = (onnx_engines if runtime == "onnx" else torch_engines)["v3_ctc"]
+    one_by_one = [engine.transcribe_batch([wave])[0] for wave in WAVES]
+    shapes: list[tuple[int, ...]] = []
+    run = engine._run
+
+    def recording_run(batch: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        shapes.append(batch.shape)
+        return run(batch, lengths)
+
+    monkeypatch.setattr(engine, "_run", recording_run)
+    assert engine.transcribe_batch(WAVES) == one_by_one
+    assert shapes == [(1, wave.shape[0]) for wave in WAVES]
+
+
 @pytest.mark.parametrize("family", FAMILIES)
 def test_fp32_gives_the_torch_engines_text_and_word_times(
     family: str, torch_engines: dict[str, TorchEngine], onnx_engines: dict[str, OnnxEngine]

@@ -45,7 +45,8 @@ class Settings(BaseSettings):
     """int8 weights (CPU): ONNX Runtime's s8 per-channel MatMul graph, or torch's dynamic
     quantization of the encoder's Linear layers."""
     batch_size: int = Field(default=4, ge=1, le=64)
-    """VAD chunks per forward pass on long audio."""
+    """VAD chunks handed to the engine at once on long audio; a GPU runs them as one batch, a
+    CPU engine one by one (faster there, D-051)."""
     num_threads: int | None = Field(default=None, ge=1, le=256)
     """Intra-op threads of the engine; unset (or empty) = the CPUs the process may use (the
     cgroup quota, e.g. a compose `cpus:` limit, else the affinity mask)."""

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import math
 import uuid
-import wave
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+from tests.fixtures.audio import wav_seconds
 from tests.fixtures.server import OBSIDIAN_ORIGIN, STRICT_API_KEY, RunningServer
 
 SEGMENT_NUMBERS = ("seek", "start", "end", "temperature", "avg_logprob", "compression_ratio")
@@ -223,8 +223,7 @@ def test_every_audio_format_transcribes(
     speech_wav_short: Path,
     reference_text: str,
 ) -> None:
-    with wave.open(str(speech_wav_short)) as original:
-        duration_s = original.getnframes() / original.getframerate()
+    duration_s = wav_seconds(speech_wav_short)
     for name, path in audio_formats.items():
         response = httpx.post(
             _url(api_server),

@@ -9,16 +9,15 @@ so a field or setting that is parsed but never used cannot pass.
 from __future__ import annotations
 
 import json
-import wave
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import httpx
-import numpy as np
 import pytest
 
 from gigaam_api.types import SAMPLE_RATE, ChunkingOptions, VadOptions
+from tests.fixtures.audio import wav_samples
 from tests.fixtures.server import WAIT_S, RunningServer, Served, ServerFactory
 from tests.fixtures.silero_reference import silero_speech_regions
 from tests.reference import merge_regions
@@ -26,15 +25,9 @@ from tests.reference import merge_regions
 DEFAULT = VadOptions()
 
 
-def read_wav(path: Path) -> np.typing.NDArray[np.int16]:
-    with wave.open(str(path)) as reader:
-        assert (reader.getframerate(), reader.getnchannels()) == (SAMPLE_RATE, 1)
-        return np.frombuffer(reader.readframes(reader.getnframes()), dtype=np.int16)
-
-
 def expected_seeks(audio: Path, vad: VadOptions, chunking: ChunkingOptions) -> list[int]:
     """Where the chunks start (10 ms units) by the reference for these options."""
-    samples = read_wav(audio)
+    samples = wav_samples(audio)
     chunks = merge_regions(silero_speech_regions(samples, vad), chunking, len(samples))
     return [round(start / SAMPLE_RATE * 100) for start, _ in chunks]
 

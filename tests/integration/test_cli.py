@@ -19,6 +19,7 @@ import pytest
 
 from gigaam_api import cli
 from testkit.checkpoints import tokenizer_path_for
+from tests.fixtures.audio import wav_seconds
 from tests.fixtures.cdn import FakeCdn, publish_model
 from tests.fixtures.processes import ServerProcess, start_server_process
 from tests.fixtures.settings import environ_without_settings
@@ -175,7 +176,7 @@ def test_transcribe_one_file_writes_srt_to_stdout(
     # both runs decoded the same audio with the same model: the same words, in order
     assert " ".join(cue.text for cue in cues).split() == body["text"].split()
     assert body["text"].strip()
-    assert 7.0 < body["duration"] < 10.0  # the fixture is about 8 s
+    assert body["duration"] == pytest.approx(wav_seconds(speech_wav_short), abs=0.01)
     assert body["language"] == "russian"
     assert [word["word"] for word in body["words"]] == body["text"].split()
     assert len(body["segments"]) == len(cues)

@@ -10,7 +10,6 @@ import subprocess
 import sys
 import threading
 import time
-import wave
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
@@ -33,7 +32,7 @@ from gigaam_api.pipeline.transcribe import Pipeline
 from gigaam_api.pipeline.vad import SileroVad, SpeechRegion, VadStream
 from gigaam_api.types import ChunkResult, Segment, TranscribeOptions, VadOptions
 from testkit.checkpoints import tokenizer_path_for
-from tests.fixtures.audio import child_processes
+from tests.fixtures.audio import child_processes, wav_samples
 from tests.fixtures.silero_reference import silero_speech_regions
 from tests.reference import merge_regions
 
@@ -154,23 +153,18 @@ def run(pipeline: Pipeline, path: Path, options: TranscribeOptions = OPTIONS) ->
         transcription.close()
 
 
-def read_wav(path: Path) -> Samples:
-    """All samples of a 16 kHz mono s16 wav, read without ffmpeg (an independent reference)."""
-    with wave.open(str(path)) as reader:
-        assert (reader.getframerate(), reader.getnchannels(), reader.getsampwidth()) == (SR, 1, 2)
-        return np.frombuffer(reader.readframes(reader.getnframes()), dtype=np.int16)
-
-
 def as_waveform(samples: Samples) -> Waveform:
     """int16 samples as the model's float32 waveform in [-1, 1) (what the engine must get)."""
-    return samples.astype(np.float32) / np.float32(32768.0)
+    waveform: Waveform = samples.astype(np.float32) / np.float32(32768.0)
+    return waveform
 
 
 def envelope(waveform: Waveform, frame: int = SR // 50) -> Waveform:
     """RMS level of every 20 ms frame: survives lossy codecs and resampling, not wrong audio."""
     frames = len(waveform) // frame
     blocks = waveform[: frames * frame].astype(np.float64).reshape(frames, frame)
-    return np.sqrt((blocks**2).mean(axis=1)).astype(np.float32)
+    levels: Waveform = np.sqrt((blocks**2).mean(axis=1)).astype(np.float32)
+    return levels
 
 
 def envelope_agreement(decoded: Waveform, original: Waveform, max_shift: int = 12) -> float:
@@ -206,7 +200,7 @@ def assert_well_formed(segments: list[Segment], duration_s: float) -> None:
 def test_long_speech_gives_ordered_chunked_segments(
     pipeline: Pipeline, recorder: RecordingEngine, speech_long: Path
 ) -> None:
-    samples = read_wav(speech_long)
+    samples = wav_samples(speech_long)
     expected_chunks = reference_chunks(samples, OPTIONS)
     transcription = pipeline.transcribe(speech_long, OPTIONS, threading.Event())
     assert transcription.duration_s == probe_audio(speech_long).duration_s
@@ -251,7 +245,7 @@ def test_long_speech_gives_ordered_chunked_segments(
 def test_short_speech_is_one_pass_over_the_whole_clip(
     pipeline: Pipeline, recorder: RecordingEngine, speech_wav_short: Path
 ) -> None:
-    samples = read_wav(speech_wav_short)  # its length is whatever this espeak-ng made
+    samples = wav_samples(speech_wav_short)  # its length is whatever this espeak-ng made
     segments = run(pipeline, speech_wav_short)
     assert recorder.batches == [[len(samples)]]
     [waveform] = recorder.waveforms
@@ -267,7 +261,7 @@ def test_every_format_decodes_and_transcribes(
     audio_formats: dict[str, Path],
     speech_wav_short: Path,
 ) -> None:
-    original = as_waveform(read_wav(speech_wav_short))
+    original = as_waveform(wav_samples(speech_wav_short))
     for name, path in audio_formats.items():
         recorder.batches.clear()
         recorder.waveforms.clear()
@@ -486,7 +480,7 @@ def test_e2e_family_with_a_sentencepiece_tokenizer_runs_the_long_form_path(
         num_threads=THREADS,
     )
     pipeline = Pipeline(engine, vad, temp_dir=spool_parent)
-    samples = read_wav(speech_long)
+    samples = wav_samples(speech_long)
     segments = run(pipeline, speech_long)
     assert_well_formed(segments, len(samples) / SR)
     expected = reference_chunks(samples, OPTIONS)

@@ -36,9 +36,15 @@ TRANSCRIPTIONS = "/v1/audio/transcriptions"
 def queue_of_three(
     tiny_v3_ctc_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ServerProcess]:
-    """`gigaam-api serve` in its own process, MAX_QUEUE=3, jobs cancelled as their client goes."""
+    """`gigaam-api serve` in its own process, MAX_QUEUE=3, jobs cancelled as their client goes;
+    no upload deadline, so an upload held by a test keeps its place however slow the machine."""
     server = start_server_process(
-        tiny_v3_ctc_checkpoint, tmp_path_factory.mktemp("queue"), MAX_QUEUE="3", JOB_GRACE_S="0"
+        tiny_v3_ctc_checkpoint,
+        tmp_path_factory.mktemp("queue"),
+        MAX_QUEUE="3",
+        JOB_GRACE_S="0",
+        UPLOAD_IDLE_TIMEOUT_S="0",
+        UPLOAD_MIN_RATE_KIB_S="0",
     )
     server.wait_ready()
     yield server

@@ -33,7 +33,7 @@ import httpx
 import pytest
 
 from gigaam_api.bootstrap import build_transcriber
-from gigaam_api.settings import OFFICIAL_WEIGHTS_URL, load_settings
+from gigaam_api.settings import Settings, load_settings
 from gigaam_api.types import Segment
 from tests.fixtures.metrics import scrape
 from tests.fixtures.processes import WAIT_S, ServerProcess, start_server_process
@@ -88,7 +88,7 @@ def required(path: Path, what: str) -> Path:
     if not path.is_file():
         pytest.fail(
             f"{what} {path} not found: see this module's docstring for the download commands "
-            f"(files from {OFFICIAL_WEIGHTS_URL})."
+            f"(files from {Settings.model_fields['weights_url'].default})."
         )
     return path
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from gigaam_api.settings import OFFICIAL_WEIGHTS_URL, Settings
+from gigaam_api.settings import Settings
 from tests.fixtures.settings import isolated_settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -16,6 +16,7 @@ HEADINGS = {"README.md": "## Settings", "README_ru.md": "## Настройки"}
 _CODE = re.compile(r"`([^`]*)`")
 _UNSET = re.compile(r"^\*\([^)]*\)\*$")  # "*(empty)*", "*(empty = CORS off)*"…
 _OFFICIAL = {"official CDN", "официальный CDN"}
+OFFICIAL_WEIGHTS_URL = Settings.model_fields["weights_url"].default
 
 
 def table_rows(readme: str) -> list[tuple[str, str]]:

@@ -6,4 +6,5 @@ pytest_plugins = [
     "tests.fixtures.cdn",
     "tests.fixtures.audio",
     "tests.fixtures.server",
+    "tests.fixtures.processes",
 ]

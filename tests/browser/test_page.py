@@ -290,8 +290,9 @@ def test_too_large_file_shows_its_error(
 
 @pytest.fixture
 def held_slot(server_factory: ServerFactory, speech_wav_short: Path) -> Iterator[RunningServer]:
-    """A server with MAX_QUEUE=1 whose one slot an unfinished upload holds until the test ends."""
-    server = server_factory(max_queue=1)
+    """A server with MAX_QUEUE=1 whose one slot an unfinished upload holds until the test ends
+    (no upload deadline: a slow browser start must not let the server cut it and free the slot)."""
+    server = server_factory(max_queue=1, upload_idle_timeout_s=0.0, upload_min_rate_kib_s=0.0)
     request = httpx.Request(
         "POST",
         f"{server.base_url}/v1/audio/transcriptions",

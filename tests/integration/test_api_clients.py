@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import json
+import math
 import uuid
 from pathlib import Path
 from typing import Any
@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.fixtures.audio import wav_seconds
 from tests.fixtures.server import OBSIDIAN_ORIGIN, STRICT_API_KEY, RunningServer
 
 SEGMENT_NUMBERS = ("seek", "start", "end", "temperature", "avg_logprob", "compression_ratio")
@@ -179,32 +180,6 @@ def test_vercel_ai_sdk_fields_parse_against_its_schema(
         assert all(isinstance(segment[name], int | float) for name in SEGMENT_NUMBERS)
 
 
-def test_chunking_strategy_as_json_string_and_bracket_fields(
-    api_server: RunningServer, speech_long: Path
-) -> None:
-    audio = speech_long.read_bytes()
-    results = []
-    for data in (
-        {"chunking_strategy": "auto"},
-        {"chunking_strategy": json.dumps({"type": "server_vad", "threshold": 0.6})},
-        {
-            "chunking_strategy[type]": "server_vad",
-            "chunking_strategy[threshold]": "0.6",
-            "chunking_strategy[silence_duration_ms]": "300",
-            "chunking_strategy[prefix_padding_ms]": "100",
-        },
-    ):
-        response = httpx.post(
-            _url(api_server),
-            files={"file": ("long.wav", audio, "audio/wav")},
-            data={"model": "whisper-1", **data},
-            timeout=120,
-        )
-        assert response.status_code == 200, response.text
-        results.append(response.json()["text"])
-    assert all(isinstance(text, str) for text in results)
-
-
 def test_obsidian_preflight_and_empty_language(
     strict_server: RunningServer, audio_formats: dict[str, Path]
 ) -> None:
@@ -243,14 +218,23 @@ def test_other_origins_get_no_cors(strict_server: RunningServer, api_server: Run
 
 
 def test_every_audio_format_transcribes(
-    api_server: RunningServer, audio_formats: dict[str, Path], reference_text: str
+    api_server: RunningServer,
+    audio_formats: dict[str, Path],
+    speech_wav_short: Path,
+    reference_text: str,
 ) -> None:
+    duration_s = wav_seconds(speech_wav_short)
     for name, path in audio_formats.items():
         response = httpx.post(
             _url(api_server),
             files={"file": (path.name, path.read_bytes())},
-            data={"model": "whisper-1", "response_format": "text"},
+            data={"model": "whisper-1", "response_format": "verbose_json"},
             timeout=60,
         )
         assert response.status_code == 200, f"{name}: {response.text}"
-        assert response.headers["content-type"].startswith("text/plain")
+        body = response.json()
+        assert body["duration"] == pytest.approx(duration_s, abs=0.15), name
+        assert body["usage"] == {"type": "duration", "seconds": math.ceil(body["duration"])}, name
+        assert body["segments"], name
+        if name in ("wav", "flac"):  # the very samples: the very text
+            assert body["text"] == reference_text, name

@@ -1,8 +1,15 @@
 """The queue under a burst, clients that leave mid-request (sync and streaming, with no grace
-period: JOB_GRACE_S=0 on these servers), and streams that talk while they wait in line."""
+period: JOB_GRACE_S=0 on these servers), and streams that talk while they wait in line.
+
+The burst and the clients that leave meet a server in its own process, as a user runs it (not
+sharing the tests' GIL and threads); its runs are held at a gate after their first segment
+(tests.fixtures.gated_serve), so "still running when the client hangs up" never depends on how
+fast the machine is. Counts come from /metrics.
+"""
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -10,11 +17,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.fixtures.audio import stitch
 from tests.fixtures.gated import Gate, gated_factory
+from tests.fixtures.metrics import gauge, jobs_ended
+from tests.fixtures.processes import ServerProcess, start_server_process
 from tests.fixtures.server import (
     WAIT_S,
-    RunningServer,
     ServerFactory,
     post_audio,
     request_bytes,
@@ -22,34 +29,49 @@ from tests.fixtures.server import (
     until,
 )
 
-
-@pytest.fixture(scope="module")
-def speech_five_minutes(audio_dir: Path, speech_long: Path) -> Path:
-    """speech_long four times (about 5 min): long enough to be mid-run when the client leaves."""
-    return stitch([speech_long] * 4, audio_dir / "speech_five_minutes.wav")
+TRANSCRIPTIONS = "/v1/audio/transcriptions"
 
 
 @pytest.fixture(scope="module")
-def speech_four_minutes(audio_dir: Path, speech_long: Path) -> Path:
-    """Other long audio (a job of its own, not shared with speech_five_minutes)."""
-    return stitch([speech_long] * 3, audio_dir / "speech_four_minutes.wav")
+def queue_of_three(
+    tiny_v3_ctc_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ServerProcess]:
+    """`gigaam-api serve` in its own process, MAX_QUEUE=3, jobs cancelled as their client goes;
+    no upload deadline, so an upload held by a test keeps its place however slow the machine."""
+    server = start_server_process(
+        tiny_v3_ctc_checkpoint,
+        tmp_path_factory.mktemp("queue"),
+        MAX_QUEUE="3",
+        JOB_GRACE_S="0",
+        UPLOAD_IDLE_TIMEOUT_S="0",
+        UPLOAD_MIN_RATE_KIB_S="0",
+    )
+    server.wait_ready()
+    yield server
+    server.stop()
+
+
+def held_server(checkpoint: Path, directory: Path, servers: list[ServerProcess]) -> ServerProcess:
+    """A server process whose runs stop after their first segment until its gate file exists."""
+    server = start_server_process(checkpoint, directory, gate=directory / "gate", JOB_GRACE_S="0")
+    servers.append(server)
+    server.wait_ready()
+    return server
 
 
 def test_burst_of_max_queue_plus_three_rejects_exactly_the_extra(
-    server_factory: ServerFactory, speech_wav_short: Path
+    queue_of_three: ServerProcess, speech_wav_short: Path
 ) -> None:
-    max_queue = 3
-    server = server_factory(max_queue=max_queue)
+    server, max_queue = queue_of_three, 3
     request = httpx.Request(
         "POST",
-        f"{server.base_url}/v1/audio/transcriptions",
+        f"{server.base_url}{TRANSCRIPTIONS}",
         files={"file": ("a.wav", speech_wav_short.read_bytes(), "audio/wav")},
         data={"model": "whisper-1"},
     )
     body = request.read()
     gate = threading.Event()
-    statuses: list[int] = []
-    retry_after: list[str] = []
+    answers: list[httpx.Response] = []
     lock = threading.Lock()
 
     def gated_body() -> Iterator[bytes]:
@@ -65,82 +87,97 @@ def test_burst_of_max_queue_plus_three_rejects_exactly_the_extra(
             timeout=WAIT_S,
         )
         with lock:
-            statuses.append(response.status_code)
-            if response.status_code == 503:
-                retry_after.append(response.headers["retry-after"])
-                assert response.json()["error"]["code"] == "queue_full"
+            answers.append(response)
 
     held = [threading.Thread(target=send, args=(True,)) for _ in range(max_queue)]
     for thread in held:
         thread.start()
-    until(lambda: server.runtime.worker.active == max_queue, "the queue to fill")
+    until(lambda: gauge(server.metrics(), "gigaam_queue_active") == max_queue, "a full queue")
     extra = [threading.Thread(target=send, args=(False,)) for _ in range(3)]
     for thread in extra:
         thread.start()
     for thread in extra:
         thread.join(WAIT_S)
-    assert sorted(statuses) == [503, 503, 503]
+    assert [response.status_code for response in answers] == [503, 503, 503]
+    for refused in answers:
+        assert refused.json()["error"]["code"] == "queue_full"
+        assert int(refused.headers["retry-after"]) > 0
     gate.set()
     for thread in held:
         thread.join(WAIT_S)
-    assert sorted(statuses) == [200] * max_queue + [503] * 3
-    assert all(int(value) > 0 for value in retry_after)
+    served = answers[3:]
+    assert [response.status_code for response in served] == [200] * max_queue
+    assert len({response.json()["text"] for response in served}) == 1  # the same file, 3 times
     server.assert_clean()
 
 
 def test_sync_client_disconnect_cancels_and_frees_the_worker(
-    api_server: RunningServer,
-    speech_five_minutes: Path,
-    speech_four_minutes: Path,
+    tiny_v3_ctc_checkpoint: Path,
+    tmp_path: Path,
+    servers: list[ServerProcess],
+    speech_long: Path,
+    noise_wav: Path,
     speech_wav_short: Path,
 ) -> None:
-    worker = api_server.runtime.worker
-    cancelled_before = worker.cancelled
-    long_request = send_raw(api_server, request_bytes(api_server, speech_five_minutes, {}))
-    until(lambda: worker.current is not None, "the long job to start")
-    # a second long job waits behind it; its client leaves too
-    waiting = send_raw(api_server, request_bytes(api_server, speech_four_minutes, {}))
-    until(lambda: len(worker.waiting()) == 1, "the second job to queue")
+    server = held_server(tiny_v3_ctc_checkpoint, tmp_path, servers)
+    running = send_raw(server, request_bytes(server, speech_long, {}))
+    server.wait_held()  # mid-run: its first segment is out, the rest waits at the gate
+    # a second job waits behind it; its client leaves too
+    waiting = send_raw(server, request_bytes(server, noise_wav, {}))
+    until(lambda: gauge(server.metrics(), "gigaam_queue_waiting") == 1, "the second job to queue")
     waiting.close()
-    long_request.close()
-    short = post_audio(api_server, speech_wav_short)
+    running.close()
+    until(lambda: jobs_ended(server.metrics(), "cancelled") == 2, "both jobs cancelled")
+    assert jobs_ended(server.metrics(), "done") == 0
+    server.open_gate()
+    short = post_audio(server, speech_wav_short)
     assert short.status_code == 200
-    assert "text" in short.json()
-    api_server.assert_clean()
-    assert worker.cancelled == cancelled_before + 2
+    assert short.json()["text"]
+    server.assert_clean()
+    assert jobs_ended(server.metrics(), "done") == 1
 
 
 def test_stream_client_disconnect_cancels_and_frees_the_worker(
-    api_server: RunningServer, speech_five_minutes: Path, speech_wav_short: Path
+    tiny_v3_ctc_checkpoint: Path,
+    tmp_path: Path,
+    servers: list[ServerProcess],
+    speech_long: Path,
+    speech_wav_short: Path,
 ) -> None:
-    worker = api_server.runtime.worker
-    cancelled_before = worker.cancelled
+    server = held_server(tiny_v3_ctc_checkpoint, tmp_path, servers)
     with httpx.stream(
         "POST",
-        f"{api_server.base_url}/v1/audio/transcriptions",
-        files={"file": ("long.wav", speech_five_minutes.read_bytes(), "audio/wav")},
+        f"{server.base_url}{TRANSCRIPTIONS}",
+        files={"file": ("long.wav", speech_long.read_bytes(), "audio/wav")},
         data={"model": "whisper-1", "stream": "true"},
         timeout=WAIT_S,
     ) as response:
         assert response.status_code == 200
         assert response.headers["content-type"].startswith("text/event-stream")
         first = next(line for line in response.iter_lines() if line.startswith("data: "))
-        assert '"type":"transcript.text.delta"' in first
-    # leaving the block closed the connection mid-stream
-    short = post_audio(api_server, speech_wav_short)
+        assert json.loads(first.removeprefix("data: "))["type"] == "transcript.text.delta"
+        server.wait_held()
+    # leaving the block closed the connection mid-stream, the run still held
+    until(lambda: jobs_ended(server.metrics(), "cancelled") == 1, "the stream's job cancelled")
+    server.open_gate()
+    short = post_audio(server, speech_wav_short)
     assert short.status_code == 200
-    api_server.assert_clean()
-    assert worker.cancelled == cancelled_before + 1
+    assert short.json()["text"]
+    server.assert_clean()
+    assert jobs_ended(server.metrics(), "done") == 1
 
 
 def test_client_leaving_during_upload_leaves_nothing(
-    api_server: RunningServer, speech_wav_short: Path
+    queue_of_three: ServerProcess, speech_wav_short: Path
 ) -> None:
-    payload = request_bytes(api_server, speech_wav_short, {})
-    sock = send_raw(api_server, payload[: len(payload) // 2])
-    until(lambda: api_server.runtime.worker.active == 1, "the upload to be admitted")
+    server = queue_of_three
+    server.wait_idle()
+    payload = request_bytes(server, speech_wav_short, {})
+    sock = send_raw(server, payload[: len(payload) // 2])
+    until(lambda: gauge(server.metrics(), "gigaam_queue_active") == 1, "the upload admitted")
+    until(lambda: server.uploads() != [], "the upload to reach the disk")
     sock.close()
-    api_server.assert_clean()
+    server.assert_clean()
 
 
 def test_a_stream_waiting_in_the_queue_talks_at_once_and_while_it_runs(

@@ -13,7 +13,7 @@ import pytest
 from gigaam_api.bootstrap import build_transcriber
 from gigaam_api.settings import Settings
 from gigaam_api.types import DownloadProgress, Transcriber
-from tests.fixtures.server import STRICT_API_KEY, RunningServer, ServerFactory
+from tests.fixtures.server import STRICT_API_KEY, RunningServer, ServerFactory, until
 
 ERROR_KEYS = {"message", "type", "param", "code"}
 
@@ -211,6 +211,11 @@ def test_503_with_progress_while_loading_then_ready(
         return build_transcriber(settings, on_progress)
 
     server = server_factory(transcriber_factory=slow_factory, wait_ready=False)
+    # the loader thread reports its progress when it gets there: wait for it, then look
+    until(
+        lambda: httpx.get(f"{server.base_url}/health").json().get("progress") is not None,
+        "the loader to report its progress",
+    )
     health = httpx.get(f"{server.base_url}/health")
     assert health.status_code == 503
     assert health.json()["status"] == "loading"
@@ -227,10 +232,7 @@ def test_503_with_progress_while_loading_then_ready(
     assert error["type"] == "server_error"
     assert int(response.headers["retry-after"]) > 0
     release.set()
-    for _ in range(600):
-        if httpx.get(f"{server.base_url}/health").status_code == 200:
-            break
-        threading.Event().wait(0.1)
+    until(lambda: httpx.get(f"{server.base_url}/health").status_code == 200, "the model loaded")
     assert httpx.get(f"{server.base_url}/health").json()["loaded"] is True
     assert _post(server, speech_wav_short).status_code == 200
 
@@ -239,11 +241,11 @@ def test_load_failure_is_reported_by_health(
     server_factory: ServerFactory, tmp_path: Path, speech_wav_short: Path
 ) -> None:
     server = server_factory(model=str(tmp_path / "missing.ckpt"), wait_ready=False)
-    for _ in range(600):
-        health = httpx.get(f"{server.base_url}/health")
-        if health.json()["status"] != "loading":
-            break
-        threading.Event().wait(0.05)
+    until(
+        lambda: httpx.get(f"{server.base_url}/health").json()["status"] != "loading",
+        "the load to fail",
+    )
+    health = httpx.get(f"{server.base_url}/health")
     assert health.status_code == 503
     assert health.json()["status"] == "error"
     assert "missing.ckpt" in health.json()["error"]

@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from gigaam_api import cli
+from tests.fixtures.audio import wav_seconds
 from tests.fixtures.gated import Gate, gated_factory
 from tests.fixtures.server import (
     STRICT_API_KEY,
@@ -99,7 +100,7 @@ def test_submit_follow_and_fetch_every_format(
     )
     assert running["queue_position"] is None
     assert running["progress"] == 0.0 and running["eta_s"] is None  # held before any segment
-    assert 7.0 < running["duration_s"] < 9.0  # probed
+    assert running["duration_s"] == pytest.approx(wav_seconds(speech_wav_short), abs=0.01)
     assert (queued["status"], queued["queue_position"], queued["duration_s"]) == (
         "queued",
         1,

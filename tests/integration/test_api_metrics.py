@@ -9,11 +9,10 @@ import threading
 from pathlib import Path
 
 import httpx
-from prometheus_client.parser import text_string_to_metric_families
 
+from tests.fixtures.metrics import requests_counted, scrape
 from tests.fixtures.server import (
     STRICT_API_KEY,
-    RunningServer,
     ServerFactory,
     request_bytes,
     send_raw,
@@ -21,24 +20,6 @@ from tests.fixtures.server import (
 )
 
 TRANSCRIPTIONS = "/v1/audio/transcriptions"
-Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
-
-
-def scrape(server: RunningServer) -> Samples:
-    """Every sample of /metrics by (name, sorted labels)."""
-    response = httpx.get(f"{server.base_url}/metrics")
-    assert response.status_code == 200
-    assert response.headers["content-type"].startswith("text/plain; version=")
-    return {
-        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
-        for family in text_string_to_metric_families(response.text)
-        for sample in family.samples
-    }
-
-
-def requests_counted(samples: Samples, route: str, method: str, status: int) -> float:
-    labels = (("method", method), ("route", route), ("status", str(status)))
-    return samples.get(("gigaam_http_requests_total", labels), 0.0)
 
 
 def test_probes_and_metrics_are_open_while_the_api_needs_the_key(
@@ -64,7 +45,7 @@ def test_ready_is_503_while_the_model_loads(server_factory: ServerFactory) -> No
         ready = httpx.get(f"{server.base_url}/ready")
         assert (ready.status_code, ready.json()["status"]) == (503, "loading")
         assert ready.headers["retry-after"] == "10"
-        samples = scrape(server)
+        samples = scrape(server.base_url)
         assert samples[("gigaam_ready", ())] == 0
         assert samples[("gigaam_model_loaded", ())] == 0
     finally:
@@ -75,7 +56,7 @@ def test_metrics_count_requests_jobs_audio_and_rtf_and_describe_the_model(
     server_factory: ServerFactory, speech_wav_short: Path, bad_inputs: dict[str, Path]
 ) -> None:
     server = server_factory()
-    before = scrape(server)
+    before = scrape(server.base_url)
     assert before[("gigaam_ready", ())] == 1
     assert before[("gigaam_model_load_seconds", ())] > 0
     info = {
@@ -114,7 +95,7 @@ def test_metrics_count_requests_jobs_audio_and_rtf_and_describe_the_model(
     assert missing.status_code == 404
     httpx.get(f"{server.base_url}/no/such/page")
 
-    after = scrape(server)
+    after = scrape(server.base_url)
     assert requests_counted(after, TRANSCRIPTIONS, "POST", 200) == 1
     assert requests_counted(after, TRANSCRIPTIONS, "POST", 400) == 1
     assert requests_counted(after, TRANSCRIPTIONS + "/jobs/{job_id}", "GET", 404) == 1
@@ -125,7 +106,7 @@ def test_metrics_count_requests_jobs_audio_and_rtf_and_describe_the_model(
     assert after[("gigaam_jobs_total", (("status", "failed"),))] == 1
     assert duration_s - 1 < after[("gigaam_audio_seconds_total", ())] <= duration_s
     assert after[("gigaam_rtf_count", ())] == 1
-    assert 0 < after[("gigaam_rtf_sum", ())] < 1  # a tiny model is far faster than real time
+    assert after[("gigaam_rtf_sum", ())] > 0  # its size depends on the machine's speed
     assert after[("gigaam_queue_active", ())] == 0
 
 
@@ -137,7 +118,7 @@ def test_a_client_that_leaves_is_counted_as_499(
     sock = send_raw(server, payload[: len(payload) // 2])  # half the upload, then gone
     sock.close()
     until(
-        lambda: requests_counted(scrape(server), TRANSCRIPTIONS, "POST", 499) == 1,
+        lambda: requests_counted(scrape(server.base_url), TRANSCRIPTIONS, "POST", 499) == 1,
         "the abandoned upload counted as 499",
     )
     server.assert_clean()

@@ -9,10 +9,8 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,7 +20,9 @@ import pytest
 from gigaam_api import cli
 from gigaam_api.engines.onnx_cache import stale_reason
 from testkit.checkpoints import tokenizer_path_for
+from tests.fixtures.audio import wav_seconds
 from tests.fixtures.cdn import FakeCdn, publish_model
+from tests.fixtures.processes import ServerProcess, start_server_process
 from tests.fixtures.settings import environ_without_settings
 
 CLI = Path(sys.executable).with_name("gigaam-api")
@@ -190,7 +190,7 @@ def test_transcribe_one_file_writes_srt_to_stdout(
     # both runs decoded the same audio with the same model: the same words, in order
     assert " ".join(cue.text for cue in cues).split() == body["text"].split()
     assert body["text"].strip()
-    assert 7.0 < body["duration"] < 10.0  # the fixture is about 8 s
+    assert body["duration"] == pytest.approx(wav_seconds(speech_wav_short), abs=0.01)
     assert body["language"] == "russian"
     assert [word["word"] for word in body["words"]] == body["text"].split()
     assert len(body["segments"]) == len(cues)
@@ -275,60 +275,31 @@ def test_python_dash_m_runs_the_same_command(tmp_path: Path) -> None:
 # ------------------------------------------------------------------------------ serve
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-def _wait_healthy(url: str, server: subprocess.Popen[str], timeout_s: float) -> dict[str, object]:
-    deadline_s = time.monotonic() + timeout_s
-    while time.monotonic() < deadline_s:
-        assert server.poll() is None, "the server exited early"
-        try:
-            response = httpx.get(url, timeout=2.0)
-        except httpx.TransportError:
-            response = None
-        if response is not None and response.status_code == 200:
-            body: dict[str, object] = response.json()
-            return body
-        time.sleep(0.2)
-    raise AssertionError(f"{url} did not become healthy within {timeout_s} s")
-
-
 def test_serve_is_healthy_by_the_docker_healthcheck_and_stops_cleanly(
-    tiny_v3_ctc_checkpoint: Path, tmp_path: Path
+    tiny_v3_ctc_checkpoint: Path, tmp_path: Path, servers: list[ServerProcess]
 ) -> None:
-    """What the image runs: `gigaam-api serve`, probed by the Dockerfile's own HEALTHCHECK."""
-    port = _free_port()
-    env = environ_without_settings()
-    env.update(
-        MODEL=str(tiny_v3_ctc_checkpoint),
-        PORT=str(port),
-        HOST="127.0.0.1",
+    """What the image runs: `gigaam-api serve`, probed by the Dockerfile's own HEALTHCHECK (on the
+    port the server process is seen listening on, so never another process' server)."""
+    server = start_server_process(
+        tiny_v3_ctc_checkpoint,
+        tmp_path,
         CACHE_DIR=str(tmp_path / "cache"),  # not the real home-directory cache
     )
-    server = subprocess.Popen(
-        [str(CLI), "serve"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    servers.append(server)
+    server.wait_ready()
+    health = httpx.get(f"{server.base_url}/health").json()
+    assert health["status"] == "ok"
+    assert health["model"] == tiny_v3_ctc_checkpoint.stem
+    dockerfile = (Path(__file__).resolve().parents[2] / "Dockerfile").read_text()
+    (healthcheck,) = re.findall(r'CMD \["python", "-c", "(.+)"\]', dockerfile)
+    probe = subprocess.run(
+        [sys.executable, "-c", healthcheck],
+        env={"PORT": str(server.port)},
+        capture_output=True,
+        timeout=30,
+        check=False,
     )
-    try:
-        health = _wait_healthy(f"http://127.0.0.1:{port}/health", server, timeout_s=120)
-        assert health["status"] == "ok"
-        assert health["model"] == tiny_v3_ctc_checkpoint.stem
-        dockerfile = (Path(__file__).resolve().parents[2] / "Dockerfile").read_text()
-        (healthcheck,) = re.findall(r'CMD \["python", "-c", "(.+)"\]', dockerfile)
-        probe = subprocess.run(
-            [sys.executable, "-c", healthcheck],
-            env={"PORT": str(port)},
-            capture_output=True,
-            timeout=30,
-            check=False,
-        )
-        assert probe.returncode == 0, probe.stderr
-    finally:
-        server.terminate()
-        _, stderr = server.communicate(timeout=60)
-    # uvicorn finishes its shutdown, then re-raises SIGTERM so the parent sees how it ended
-    assert server.returncode in (0, -signal.SIGTERM), stderr
-    assert "Application shutdown complete." in stderr
+    assert probe.returncode == 0, probe.stderr
+    server.send(signal.SIGTERM)
+    assert server.wait_exit() == 0, server.log()
+    assert server.count_lines("Application shutdown complete.") == 1

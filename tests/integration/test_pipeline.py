@@ -10,7 +10,6 @@ import subprocess
 import sys
 import threading
 import time
-import wave
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
@@ -33,7 +32,7 @@ from gigaam_api.pipeline.transcribe import Pipeline
 from gigaam_api.pipeline.vad import SileroVad, SpeechRegion, VadStream
 from gigaam_api.types import ChunkResult, Segment, TranscribeOptions, VadOptions
 from testkit.checkpoints import tokenizer_path_for
-from tests.fixtures.audio import child_processes
+from tests.fixtures.audio import child_processes, wav_samples
 from tests.fixtures.silero_reference import silero_speech_regions
 from tests.reference import merge_regions
 
@@ -43,11 +42,13 @@ OPTIONS = TranscribeOptions(batch_size=2)
 
 
 class RecordingEngine:
-    """The real engine, noting each batch's waveform lengths (to check chunking from outside)."""
+    """The real engine, keeping a copy of every waveform it is given (to check chunking and the
+    samples themselves from outside); `batches` are their lengths, batch by batch."""
 
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
         self.batches: list[list[int]] = []
+        self.waveforms: list[Waveform] = []
 
     @property
     def model_id(self) -> str:
@@ -69,6 +70,7 @@ class RecordingEngine:
         self, waveforms: Sequence[Waveform], *, word_timestamps: bool = True
     ) -> list[ChunkResult]:
         self.batches.append([len(w) for w in waveforms])
+        self.waveforms.extend(np.array(w, copy=True) for w in waveforms)
         return self._engine.transcribe_batch(waveforms, word_timestamps=word_timestamps)
 
 
@@ -151,11 +153,30 @@ def run(pipeline: Pipeline, path: Path, options: TranscribeOptions = OPTIONS) ->
         transcription.close()
 
 
-def read_wav(path: Path) -> Samples:
-    """All samples of a 16 kHz mono s16 wav, read without ffmpeg (an independent reference)."""
-    with wave.open(str(path)) as reader:
-        assert (reader.getframerate(), reader.getnchannels(), reader.getsampwidth()) == (SR, 1, 2)
-        return np.frombuffer(reader.readframes(reader.getnframes()), dtype=np.int16)
+def as_waveform(samples: Samples) -> Waveform:
+    """int16 samples as the model's float32 waveform in [-1, 1) (what the engine must get)."""
+    waveform: Waveform = samples.astype(np.float32) / np.float32(32768.0)
+    return waveform
+
+
+def envelope(waveform: Waveform, frame: int = SR // 50) -> Waveform:
+    """RMS level of every 20 ms frame: survives lossy codecs and resampling, not wrong audio."""
+    frames = len(waveform) // frame
+    blocks = waveform[: frames * frame].astype(np.float64).reshape(frames, frame)
+    levels: Waveform = np.sqrt((blocks**2).mean(axis=1)).astype(np.float32)
+    return levels
+
+
+def envelope_agreement(decoded: Waveform, original: Waveform, max_shift: int = 12) -> float:
+    """Best correlation of the two envelopes over shifts up to 240 ms (a codec's own delay):
+    about 1 for the same speech, under 0.35 for other or reversed audio."""
+    a, b = envelope(decoded), envelope(original)
+    best = -1.0
+    for shift in range(-max_shift, max_shift + 1):
+        x, y = a[max(0, shift) :], b[max(0, -shift) :]
+        n = min(len(x), len(y))
+        best = max(best, float(np.corrcoef(x[:n], y[:n])[0, 1]))
+    return best
 
 
 def reference_chunks(samples: Samples, options: TranscribeOptions) -> list[Chunk]:
@@ -179,7 +200,7 @@ def assert_well_formed(segments: list[Segment], duration_s: float) -> None:
 def test_long_speech_gives_ordered_chunked_segments(
     pipeline: Pipeline, recorder: RecordingEngine, speech_long: Path
 ) -> None:
-    samples = read_wav(speech_long)
+    samples = wav_samples(speech_long)
     expected_chunks = reference_chunks(samples, OPTIONS)
     transcription = pipeline.transcribe(speech_long, OPTIONS, threading.Event())
     assert transcription.duration_s == probe_audio(speech_long).duration_s
@@ -208,6 +229,11 @@ def test_long_speech_gives_ordered_chunked_segments(
         limits.new_chunk_threshold_s * SR < n <= limits.strict_limit_s * SR for n in chunk_lengths
     )
     assert max(chunk_lengths) > 15 * SR  # several regions were merged
+    # and each chunk is the file's own samples at its offsets, not just the right length
+    assert len(recorder.waveforms) == len(expected_chunks)
+    for chunk, waveform in zip(expected_chunks, recorder.waveforms, strict=True):
+        expected = as_waveform(samples[chunk.start_sample : chunk.end_sample])
+        assert np.array_equal(waveform, expected), f"wrong samples for {chunk}"
     assert len(recorder.batches[0]) == 1  # the first segment comes after one chunk
     assert all(len(b) <= OPTIONS.batch_size for b in recorder.batches)
     # progress never goes back, and never claims audio whose segment has not come out yet
@@ -219,21 +245,35 @@ def test_long_speech_gives_ordered_chunked_segments(
 def test_short_speech_is_one_pass_over_the_whole_clip(
     pipeline: Pipeline, recorder: RecordingEngine, speech_wav_short: Path
 ) -> None:
+    samples = wav_samples(speech_wav_short)  # its length is whatever this espeak-ng made
     segments = run(pipeline, speech_wav_short)
-    assert recorder.batches == [[119229]]
+    assert recorder.batches == [[len(samples)]]
+    [waveform] = recorder.waveforms
+    assert np.array_equal(waveform, as_waveform(samples))
     assert len(segments) == 1
-    assert segments[0].start == 0.0 and segments[0].end == pytest.approx(119229 / SR)
-    assert_well_formed(segments, 119229 / SR)
+    assert segments[0].start == 0.0 and segments[0].end == pytest.approx(len(samples) / SR)
+    assert_well_formed(segments, len(samples) / SR)
 
 
 def test_every_format_decodes_and_transcribes(
-    pipeline: Pipeline, recorder: RecordingEngine, audio_formats: dict[str, Path]
+    pipeline: Pipeline,
+    recorder: RecordingEngine,
+    audio_formats: dict[str, Path],
+    speech_wav_short: Path,
 ) -> None:
+    original = as_waveform(wav_samples(speech_wav_short))
     for name, path in audio_formats.items():
         recorder.batches.clear()
+        recorder.waveforms.clear()
         segments = run(pipeline, path)
         assert len(recorder.batches) == 1, name
-        assert recorder.batches[0][0] / SR == pytest.approx(7.45, abs=0.15), name
+        [waveform] = recorder.waveforms
+        assert len(waveform) / SR == pytest.approx(len(original) / SR, abs=0.15), name
+        if name in ("wav", "flac"):  # lossless at 16 kHz mono: the very samples
+            assert np.array_equal(waveform, original), name
+        else:  # lossy or resampled: the same speech, loud where the original is loud
+            agreement = envelope_agreement(waveform, original)
+            assert agreement > 0.85, f"{name}: {agreement:.3f}"
         assert len(segments) == 1, name
 
 
@@ -440,7 +480,7 @@ def test_e2e_family_with_a_sentencepiece_tokenizer_runs_the_long_form_path(
         num_threads=THREADS,
     )
     pipeline = Pipeline(engine, vad, temp_dir=spool_parent)
-    samples = read_wav(speech_long)
+    samples = wav_samples(speech_long)
     segments = run(pipeline, speech_long)
     assert_well_formed(segments, len(samples) / SR)
     expected = reference_chunks(samples, OPTIONS)

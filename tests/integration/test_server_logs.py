@@ -16,7 +16,7 @@ from gigaam_api.bootstrap import build_transcriber
 from gigaam_api.settings import Settings
 from gigaam_api.types import DownloadProgress, Transcriber
 from tests.fixtures.cdn import FakeCdn
-from tests.fixtures.server import RunningServer, ServerFactory, make_settings, start_server
+from tests.fixtures.server import WAIT_S, RunningServer, ServerFactory, make_settings, start_server
 
 
 @pytest.fixture
@@ -29,7 +29,7 @@ def collected(caplog: pytest.LogCaptureFixture) -> Iterator[pytest.LogCaptureFix
 
 
 def _request_level(
-    log: pytest.LogCaptureFixture, method: str, path: str, status: int, timeout_s: float = 10.0
+    log: pytest.LogCaptureFixture, method: str, path: str, status: int, timeout_s: float = WAIT_S
 ) -> int:
     """The level of the request line for method, path and status (written after the response)."""
     deadline = time.monotonic() + timeout_s

@@ -13,26 +13,16 @@ from __future__ import annotations
 import json
 import signal
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 
 from tests.fixtures.processes import WAIT_S, ServerProcess, start_server_process
 from tests.fixtures.server import until
 
 TRANSCRIPTIONS = "/v1/audio/transcriptions"
 JOBS = "/v1/audio/transcriptions/jobs"
-
-
-@pytest.fixture
-def servers() -> Iterator[list[ServerProcess]]:
-    started: list[ServerProcess] = []
-    yield started
-    for server in started:
-        server.stop()
 
 
 def upload(audio: Path) -> dict[str, tuple[str, bytes, str]]:

@@ -10,8 +10,7 @@ import pytest
 import torch
 
 from gigaam_api.engines.base import Engine, Waveform
-from gigaam_api.engines.pytorch import TorchEngine, resolve_device
-from gigaam_api.errors import ModelError
+from gigaam_api.engines.pytorch import TorchEngine
 from gigaam_api.model.checkpoint import load_checkpoint
 from gigaam_api.model.gigaam import GigaAM
 from gigaam_api.types import SAMPLE_RATE
@@ -208,12 +207,3 @@ def test_num_threads_is_set_once_at_load(tiny_checkpoints: dict[str, Path]) -> N
         assert torch.get_num_threads() == 1
     finally:
         torch.set_num_threads(before)
-
-
-def test_device_resolution() -> None:
-    assert resolve_device("auto") == "cpu"  # this machine has neither CUDA nor MPS
-    assert resolve_device("cpu") == "cpu"
-    with pytest.raises(ModelError, match="not available"):
-        resolve_device("cuda")
-    with pytest.raises(ModelError, match="not one of"):
-        resolve_device("tpu")

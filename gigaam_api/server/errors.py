@@ -15,6 +15,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gigaam_api.errors import (
     AudioDecodeError,
@@ -232,4 +233,34 @@ def register_exception_handlers(app: FastAPI) -> None:
     app.add_exception_handler(GigaamError, on_error)
     app.add_exception_handler(RequestValidationError, on_validation)
     app.add_exception_handler(StarletteHTTPException, on_http)
-    app.add_exception_handler(Exception, on_error)
+    app.add_middleware(UnexpectedErrorMiddleware)
+
+
+class UnexpectedErrorMiddleware:
+    """Answers an exception no handler took with the OpenAI-shaped 500, logged once.
+
+    Starlette's own `Exception` handler re-raises after answering, so the same traceback was
+    logged twice (ours, then uvicorn's). Once the response has started, the error goes on up:
+    uvicorn then closes the connection, the only thing left to do.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def watching_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watching_send)
+        except Exception as exc:
+            if started:
+                raise
+            await error_response(exc)(scope, receive, send)

@@ -227,4 +227,7 @@ def test_a_server_stopped_while_its_model_loads_exits_0_and_clean(
     assert (ready.status_code, ready.json()["status"]) == (503, "loading")
     server.send(signal.SIGTERM)
     assert_gone_clean(server, server.wait_exit())
-    assert server.count_lines("Exiting while the model loader still works") == 1
+    # the idle worker thread may not have ended yet either: either line is right
+    assert (
+        server.count_lines(r"Exiting while the model loader (and the worker )?still works") == 1
+    ), server.log()

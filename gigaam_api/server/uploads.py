@@ -329,11 +329,18 @@ async def receive_upload(
     return upload
 
 
+SMALL_BODY_BYTES = 1 << 20
+"""A refused body of at most this declared size, none of it read yet, is drained, not cut off."""
+
+
 class CloseUnreadBodyMiddleware:
     """Answer `Connection: close` when a response starts before the request body was read.
 
     Otherwise uvicorn keeps the connection and drains (reads and discards) the rest of the
-    body, so a refused 10 GB upload (413, 401, 503) would still be received to its end.
+    body, so a refused 10 GB upload (413, 401, 503) would still be received to its end. A small
+    declared body that was not touched yet is the exception: draining it costs little, while
+    closing on a browser still sending it makes the browser see a reset instead of the answer
+    ("cannot reach the server" instead of "busy, retry in 5 s").
     """
 
     def __init__(self, app: ASGIApp) -> None:
@@ -347,16 +354,25 @@ class CloseUnreadBodyMiddleware:
         body_pending = headers.get(b"content-length", b"0") != b"0" or (
             b"transfer-encoding" in headers
         )
+        declared = headers.get(b"content-length", b"")
+        small = (
+            b"transfer-encoding" not in headers
+            and declared.isdigit()
+            and int(declared) <= SMALL_BODY_BYTES
+        )
+        touched = False
 
         async def watched_receive() -> Message:
-            nonlocal body_pending
+            nonlocal body_pending, touched
+            touched = True
             message = await receive()
             if message["type"] != "http.request" or not message.get("more_body", False):
                 body_pending = False
             return message
 
         async def closing_send(message: Message) -> None:
-            if message["type"] == "http.response.start" and body_pending:
+            drain = small and not touched
+            if message["type"] == "http.response.start" and body_pending and not drain:
                 message = {
                     **message,
                     "headers": [*message.get("headers", []), (b"connection", b"close")],

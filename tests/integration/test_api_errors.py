@@ -147,6 +147,8 @@ def test_missing_or_wrong_key_is_a_401(
     assert error["code"] == "invalid_api_key"
     assert error["type"] == "invalid_request_error"
     assert response.headers["www-authenticate"] == "Bearer"
+    # a small body refused unread is drained, not cut: a browser still sending gets the answer
+    assert response.headers.get("connection") != "close"
     assert _error(httpx.get(f"{strict_server.base_url}/v1/models", headers=headers), 401)
 
 
@@ -164,6 +166,7 @@ def test_declared_oversize_upload_is_a_413_before_reading(strict_server: Running
     error = _error(response, 413)
     assert error["code"] == "file_too_large"
     assert error["param"] == "file"
+    assert response.headers["connection"] == "close"  # too big to drain
     assert strict_server.upload_files() == []
     strict_server.wait_idle()
 

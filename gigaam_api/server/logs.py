@@ -65,7 +65,7 @@ class _ServerHandler(logging.StreamHandler[TextIO]):
 
 
 def configure_logging(level: str, as_json: bool) -> None:
-    """Send SERVER_LOGGERS to stderr at `level`, as text or JSON lines.
+    """Send SERVER_LOGGERS to stderr at `level`, and other loggers' warnings, as text or JSON.
 
     Calling it again replaces the handler it installed before. uvicorn's own handlers are dropped,
     so its start-up lines come out in the same format as ours.
@@ -80,6 +80,16 @@ def configure_logging(level: str, as_json: bool) -> None:
         target.addHandler(handler)
         target.setLevel(level)
         target.propagate = False
+    # Other libraries' warnings (python-multipart's, say) would otherwise reach stderr through
+    # logging's last-resort handler, unformatted: a plain line in a JSON log.
+    libraries = _ServerHandler(sys.stderr)
+    libraries.setFormatter(handler.formatter)
+    libraries.setLevel(logging.WARNING)
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        if isinstance(old, _ServerHandler):
+            root.removeHandler(old)
+    root.addHandler(libraries)
 
 
 def request_level(path: str, status: int) -> int:

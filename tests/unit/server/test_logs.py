@@ -97,7 +97,7 @@ def test_request_line_shows_what_was_measured_and_nothing_unset() -> None:
 
 @pytest.fixture
 def restored_loggers() -> Iterator[None]:
-    loggers = [logging.getLogger(name) for name in (*SERVER_LOGGERS, "uvicorn.error")]
+    loggers = [logging.getLogger(name) for name in (*SERVER_LOGGERS, "uvicorn.error", "")]
     saved = [(lg.handlers[:], lg.level, lg.propagate) for lg in loggers]
     yield
     for lg, (handlers, level, propagate) in zip(loggers, saved, strict=True):
@@ -142,3 +142,16 @@ def test_text_lines_name_time_level_and_logger(capsys: pytest.CaptureFixture[str
     logging.getLogger("gigaam_api.weights").debug("hidden at INFO")
     (line,) = capsys.readouterr().err.splitlines()
     assert line.endswith(" INFO    gigaam_api.weights: v3_ctc.ckpt: 40%")
+
+
+@pytest.mark.usefixtures("restored_loggers")
+def test_other_libraries_warnings_come_out_as_json_too(capsys: pytest.CaptureFixture[str]) -> None:
+    configure_logging("DEBUG", as_json=True)
+    configure_logging("DEBUG", as_json=True)  # again: still one line per record
+    library = logging.getLogger("python_multipart.multipart")
+    library.warning("Skipping data after last boundary")
+    library.info("below WARNING: a library's chatter stays out")
+    (line,) = capsys.readouterr().err.splitlines()
+    record = json.loads(line)
+    assert (record["level"], record["logger"]) == ("WARNING", "python_multipart.multipart")
+    assert record["msg"] == "Skipping data after last boundary"

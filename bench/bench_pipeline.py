@@ -40,6 +40,7 @@ import numpy as np
 
 from bench.common import REPO, SAMPLE_RATE, SPEECH, load_average, peak_rss_mb, report_header
 from testkit.audio import run_ffmpeg, synthesize_ru
+from testkit.wrapping import Wrapping
 
 if TYPE_CHECKING:
     from gigaam_api.engines.base import Engine, Waveform
@@ -110,32 +111,17 @@ class _SpoolWatch:
         return self.peak_bytes
 
 
-class _RecordingEngine:
+class _RecordingEngine(Wrapping):
     """Passes batches to the engine, timing each call and writing its waveforms to a file (as
     the int16 they were decoded from) so the same batches can be replayed engine-only."""
 
     def __init__(self, engine: Engine, path: Path) -> None:
+        super().__init__(engine)
         self._engine = engine
         self._file = path.open("wb")
         self.path = path
         self.batch_lengths: list[list[int]] = []
         self.engine_s = 0.0
-
-    @property
-    def model_id(self) -> str:
-        return self._engine.model_id
-
-    @property
-    def device(self) -> str:
-        return self._engine.device
-
-    @property
-    def engine(self) -> str:
-        return self._engine.engine
-
-    @property
-    def precision(self) -> str:
-        return self._engine.precision
 
     def transcribe_batch(
         self, waveforms: Sequence[Waveform], *, word_timestamps: bool = True

@@ -32,6 +32,7 @@ from gigaam_api.pipeline.transcribe import Pipeline
 from gigaam_api.pipeline.vad import SileroVad, SpeechRegion, VadStream
 from gigaam_api.types import ChunkResult, Segment, TranscribeOptions, VadOptions
 from testkit.checkpoints import tokenizer_path_for
+from testkit.wrapping import Wrapping
 from tests.fixtures.audio import child_processes, wav_samples
 from tests.fixtures.silero_reference import silero_speech_regions
 from tests.reference import merge_regions
@@ -41,30 +42,15 @@ THREADS = 2
 OPTIONS = TranscribeOptions(batch_size=2)
 
 
-class RecordingEngine:
+class RecordingEngine(Wrapping):
     """The real engine, keeping a copy of every waveform it is given (to check chunking and the
     samples themselves from outside); `batches` are their lengths, batch by batch."""
 
     def __init__(self, engine: Engine) -> None:
+        super().__init__(engine)
         self._engine = engine
         self.batches: list[list[int]] = []
         self.waveforms: list[Waveform] = []
-
-    @property
-    def model_id(self) -> str:
-        return self._engine.model_id
-
-    @property
-    def device(self) -> str:
-        return self._engine.device
-
-    @property
-    def engine(self) -> str:
-        return self._engine.engine
-
-    @property
-    def precision(self) -> str:
-        return self._engine.precision
 
     def transcribe_batch(
         self, waveforms: Sequence[Waveform], *, word_timestamps: bool = True
